@@ -1,0 +1,235 @@
+"""Typed configuration, built once at the entry point and passed down.
+
+Every dataclass validates itself in `__post_init__` (raising ValueError naming
+the field and value) and round-trips through JSON (`to_dict` / `from_dict`).
+Secrets (the pseudonymisation key) are never serialised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import typing
+from typing import Any
+
+
+class DataSource(str, enum.Enum):
+    SYNTHETIC = "synthetic"
+    MOVIELENS_100K = "movielens-100k"
+    FOURSQUARE_CSV = "foursquare-csv"
+    FOURSQUARE_TSMC = "foursquare-tsmc"
+    EVENTS = "events"
+
+
+class SplitKind(str, enum.Enum):
+    LEAVE_ONE_OUT = "leave-one-out"
+    TEMPORAL = "temporal"
+
+
+class Stage(str, enum.Enum):
+    PREPARE = "prepare"
+    ANALYZE = "analyze"
+    ALL = "all"
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """The embedded synthetic spatio-temporal commerce world.
+
+    Defaults keep the README's main command to a few minutes on 2 cores.
+    """
+
+    num_users: int = 2000  # people, each with a home region and a daily rhythm
+    num_items: int = 1500  # products with generated text, category, price, store location
+    num_events: int = 100_000  # approximate total events (views, clicks, purchases)
+    num_regions: int = 8  # home regions (neighbourhoods of a fictional metro area)
+    seed: int = 7
+
+    def __post_init__(self):
+        for name in ("num_users", "num_items", "num_events", "num_regions"):
+            value = getattr(self, name)
+            _check(value >= 1, f"`{name}` must be >= 1. Received: {name}={value}")
+        _check(self.num_items >= 20, f"`num_items` must be >= 20. Received: num_items={self.num_items}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the behaviour logs come from and how rows are accepted."""
+
+    source: DataSource = DataSource.SYNTHETIC
+    data_path: str = ""  # events file / dataset directory; unused for synthetic
+    items_path: str = ""  # --data=events: optional item catalogue
+    users_path: str = ""  # --data=events: optional user attributes
+    # Input column name -> canonical name is `column_map[canonical] = input`.
+    column_map: dict[str, str] = dataclasses.field(default_factory=dict)
+    delimiter: str = ""  # CSV delimiter override; "" = from the extension
+    # IANA zone for local time when the input has no offsets (e.g. America/New_York).
+    timezone: str = ""
+    extra_event_types: tuple[str, ...] = ()  # allowed besides schema.KNOWN_EVENT_TYPES
+    default_event_type: str = "interaction"  # used where the event type column is absent/empty
+    pseudonymize_users: bool = False
+    min_user_events: int = 1  # users with fewer events are filtered (and counted)
+    min_item_events: int = 1  # items with fewer events are filtered (and counted)
+    synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
+
+    def __post_init__(self):
+        _check(
+            self.source == DataSource.SYNTHETIC or bool(self.data_path),
+            f"`data_path` is required for --data={self.source.value}. Received: data_path={self.data_path!r}",
+        )
+        for name in ("min_user_events", "min_item_events"):
+            value = getattr(self, name)
+            _check(value >= 1, f"`{name}` must be >= 1. Received: {name}={value}")
+        _check(len(self.delimiter) <= 1, f"`delimiter` must be one character. Received: delimiter={self.delimiter!r}")
+        if self.timezone:
+            import zoneinfo  # pylint: disable=g-import-not-at-top
+
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+                raise ValueError(f"`timezone` must be an IANA zone name. Received: timezone={self.timezone!r}") from e
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleConfig:
+    """How a user's sorted events become training examples."""
+
+    max_history: int = 50  # last N events before the target; most recent last
+    split: SplitKind = SplitKind.LEAVE_ONE_OUT
+    # Temporal split: targets before `validation_start` train, before `test_start`
+    # validate, the rest test (unix seconds). 0 = at the 80% / 90% event-time quantiles.
+    validation_start: int = 0
+    test_start: int = 0
+    min_history: int = 1  # a target needs at least this many earlier events
+    examples_per_shard: int = 100_000
+
+    def __post_init__(self):
+        _check(self.max_history >= 1, f"`max_history` must be >= 1. Received: max_history={self.max_history}")
+        _check(self.min_history >= 0, f"`min_history` must be >= 0. Received: min_history={self.min_history}")
+        _check(
+            self.min_history <= self.max_history,
+            f"`min_history` must be <= max_history={self.max_history}. Received: min_history={self.min_history}",
+        )
+        _check(
+            self.examples_per_shard >= 1,
+            f"`examples_per_shard` must be >= 1. Received: examples_per_shard={self.examples_per_shard}",
+        )
+        if self.validation_start or self.test_start:
+            _check(
+                self.split == SplitKind.TEMPORAL,
+                "`validation_start`/`test_start` only apply to split=temporal. "
+                f"Received: split={self.split.value}",
+            )
+            _check(
+                0 < self.validation_start < self.test_start,
+                "`validation_start` must be > 0 and before `test_start`. Received: "
+                f"validation_start={self.validation_start}, test_start={self.test_start}",
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """Spatio-temporal feature settings; baked into the serving graph later."""
+
+    # Geo-cell sizes in degrees, coarse (region) then fine (neighbourhood).
+    coarse_cell_degrees: float = 0.5
+    fine_cell_degrees: float = 0.02
+    # Gaps are bucketed by floor(log2(1 + seconds)), capped to this many buckets.
+    num_gap_buckets: int = 32
+
+    def __post_init__(self):
+        _check(
+            0 < self.fine_cell_degrees < self.coarse_cell_degrees <= 180,
+            "Need 0 < fine_cell_degrees < coarse_cell_degrees <= 180. Received: "
+            f"fine_cell_degrees={self.fine_cell_degrees}, coarse_cell_degrees={self.coarse_cell_degrees}",
+        )
+        _check(
+            2 <= self.num_gap_buckets <= 64,
+            f"`num_gap_buckets` must be in [2, 64]. Received: num_gap_buckets={self.num_gap_buckets}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The whole job: built once in `trainer.task`, passed down."""
+
+    stage: Stage = Stage.ALL
+    job_dir: str = "runs/default"
+    model_dir: str = ""  # "" = <job_dir>/model (Vertex: AIP_MODEL_DIR)
+    checkpoint_dir: str = ""  # "" = <job_dir>/checkpoints (Vertex: AIP_CHECKPOINT_DIR)
+    tensorboard_dir: str = ""  # "" = <job_dir>/logs (Vertex: AIP_TENSORBOARD_LOG_DIR)
+    seed: int = 42
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    examples: ExampleConfig = dataclasses.field(default_factory=ExampleConfig)
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+
+    def __post_init__(self):
+        _check(bool(self.job_dir), f"`job_dir` must be set. Received: job_dir={self.job_dir!r}")
+
+    def resolved_model_dir(self) -> str:
+        return self.model_dir or f"{self.job_dir.rstrip('/')}/model"
+
+    def resolved_checkpoint_dir(self) -> str:
+        return self.checkpoint_dir or f"{self.job_dir.rstrip('/')}/checkpoints"
+
+    def resolved_tensorboard_dir(self) -> str:
+        return self.tensorboard_dir or f"{self.job_dir.rstrip('/')}/logs"
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Config":
+        return from_dict(cls, values)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        return cls.from_dict(json.loads(text))
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass tree as plain JSON values (enums by value, tuples as lists)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Builds dataclass `cls` from `to_dict` output; unknown keys raise ValueError."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"Unknown {cls.__name__} field(s) {unknown}; known: {sorted(names)}")
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(hints[name], value)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint(value)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        return tuple(value)
+    if hint is float and isinstance(value, int):
+        return float(value)
+    return value

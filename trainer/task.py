@@ -1,0 +1,216 @@
+"""Entry point: `python -m trainer.task --stage=... --data=... --job-dir=...`.
+
+Flags and Vertex AI's environment (AIP_MODEL_DIR, AIP_CHECKPOINT_DIR,
+AIP_TENSORBOARD_LOG_DIR) are read here and only here, turned into one `Config`,
+and passed down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+import trainer  # noqa: F401  (selects Keras 2 before TensorFlow loads)
+from trainer.config import (
+    Config,
+    DataConfig,
+    DataSource,
+    ExampleConfig,
+    FeatureConfig,
+    SplitKind,
+    Stage,
+    SyntheticConfig,
+)
+
+log = logging.getLogger("trainer")
+KEY_ENV = "PSEUDONYMIZE_KEY"
+
+
+def _parse_time(text: str) -> int:
+    """Unix seconds from unix seconds or a zoned ISO-8601 time ("" -> 0)."""
+    if not text:
+        return 0
+    if text.lstrip("-").isdigit():
+        return int(text)
+    value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"time {text!r} needs a zone (Z or +hh:mm)")
+    return int(value.timestamp())
+
+
+def _column_map(values: Sequence[str]) -> dict[str, str]:
+    mapping = {}
+    for value in values:
+        for pair in value.split(","):
+            if not pair.strip():
+                continue
+            canonical, sep, source = pair.partition("=")
+            if not sep or not canonical.strip() or not source.strip():
+                raise argparse.ArgumentTypeError(f"--column-map takes canonical=input pairs. Received: {pair!r}")
+            mapping[canonical.strip()] = source.strip()
+    return mapping
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer.task",
+        description="Prepare, analyse (and later train, evaluate, export) a spatio-temporal recommender.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--stage", choices=[s.value for s in Stage], default=Stage.ALL.value)
+    parser.add_argument("--job-dir", default="", help="output folder (default: from AIP_MODEL_DIR, else runs/default)")
+    parser.add_argument("--model-dir", default="", help="default: AIP_MODEL_DIR or <job-dir>/model")
+    parser.add_argument("--checkpoint-dir", default="", help="default: AIP_CHECKPOINT_DIR or <job-dir>/checkpoints")
+    parser.add_argument("--tensorboard-dir", default="", help="default: AIP_TENSORBOARD_LOG_DIR or <job-dir>/logs")
+    parser.add_argument("--seed", type=int, default=42)
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", choices=[s.value for s in DataSource], default=DataSource.SYNTHETIC.value)
+    data.add_argument("--data-path", default="", help="dataset folder, or events file(s): path, glob or comma list")
+    data.add_argument("--items-path", default="", help="--data=events: item catalogue file(s)")
+    data.add_argument("--users-path", default="", help="--data=events: user attribute file(s)")
+    data.add_argument("--column-map", action="append", default=[], help="canonical=input, e.g. user_id=uid,item_id=sku")
+    data.add_argument("--delimiter", default="", help="CSV delimiter override")
+    data.add_argument("--timezone", default="", help="IANA zone for local time when inputs carry no offsets")
+    data.add_argument("--extra-event-types", default="", help="comma list of event types allowed besides the known ones")
+    data.add_argument("--default-event-type", default="interaction")
+    data.add_argument(
+        "--pseudonymize-users",
+        action="store_true",
+        help=f"replace user ids by keyed hashes at ingestion; the key comes from ${KEY_ENV} or --pseudonymize-key-file",
+    )
+    data.add_argument("--pseudonymize-key-file", default="")
+    data.add_argument("--min-user-events", type=int, default=1)
+    data.add_argument("--min-item-events", type=int, default=1)
+    defaults = SyntheticConfig()
+    data.add_argument("--synthetic-users", type=int, default=defaults.num_users)
+    data.add_argument("--synthetic-items", type=int, default=defaults.num_items)
+    data.add_argument("--synthetic-events", type=int, default=defaults.num_events)
+    data.add_argument("--synthetic-seed", type=int, default=defaults.seed)
+
+    examples = parser.add_argument_group("examples")
+    example_defaults = ExampleConfig()
+    examples.add_argument("--split", choices=[s.value for s in SplitKind], default=example_defaults.split.value)
+    examples.add_argument("--validation-start", default="", help="temporal split: unix seconds or zoned ISO time")
+    examples.add_argument("--test-start", default="", help="temporal split: unix seconds or zoned ISO time")
+    examples.add_argument("--max-history", type=int, default=example_defaults.max_history)
+    examples.add_argument("--min-history", type=int, default=example_defaults.min_history)
+    examples.add_argument("--examples-per-shard", type=int, default=example_defaults.examples_per_shard)
+    feature_defaults = FeatureConfig()
+    examples.add_argument("--coarse-cell-degrees", type=float, default=feature_defaults.coarse_cell_degrees)
+    examples.add_argument("--fine-cell-degrees", type=float, default=feature_defaults.fine_cell_degrees)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
+    """The one place flags and environment become configuration."""
+    model_dir = args.model_dir or environ.get("AIP_MODEL_DIR", "")
+    job_dir = args.job_dir
+    if not job_dir:
+        # Vertex sets AIP_MODEL_DIR to <base output dir>/model; use the base.
+        job_dir = os.path.dirname(model_dir.rstrip("/")) if model_dir else "runs/default"
+    return Config(
+        stage=Stage(args.stage),
+        job_dir=job_dir,
+        model_dir=model_dir,
+        checkpoint_dir=args.checkpoint_dir or environ.get("AIP_CHECKPOINT_DIR", ""),
+        tensorboard_dir=args.tensorboard_dir or environ.get("AIP_TENSORBOARD_LOG_DIR", ""),
+        seed=args.seed,
+        data=DataConfig(
+            source=DataSource(args.data),
+            data_path=args.data_path,
+            items_path=args.items_path,
+            users_path=args.users_path,
+            column_map=_column_map(args.column_map),
+            delimiter=args.delimiter,
+            timezone=args.timezone,
+            extra_event_types=tuple(t.strip() for t in args.extra_event_types.split(",") if t.strip()),
+            default_event_type=args.default_event_type,
+            pseudonymize_users=args.pseudonymize_users,
+            min_user_events=args.min_user_events,
+            min_item_events=args.min_item_events,
+            synthetic=SyntheticConfig(
+                num_users=args.synthetic_users,
+                num_items=args.synthetic_items,
+                num_events=args.synthetic_events,
+                seed=args.synthetic_seed,
+            ),
+        ),
+        examples=ExampleConfig(
+            max_history=args.max_history,
+            split=SplitKind(args.split),
+            validation_start=_parse_time(args.validation_start),
+            test_start=_parse_time(args.test_start),
+            min_history=args.min_history,
+            examples_per_shard=args.examples_per_shard,
+        ),
+        features=FeatureConfig(
+            coarse_cell_degrees=args.coarse_cell_degrees, fine_cell_degrees=args.fine_cell_degrees
+        ),
+    )
+
+
+def pseudonymize_key(args: argparse.Namespace, environ: Mapping[str, str]) -> bytes | None:
+    """The secret for --pseudonymize-users (never stored in the config or any output)."""
+    if not args.pseudonymize_users:
+        return None
+    if args.pseudonymize_key_file:
+        with open(args.pseudonymize_key_file, "rb") as f:
+            key = f.read().strip()
+    else:
+        key = environ.get(KEY_ENV, "").encode("utf-8")
+    if not key:
+        raise ValueError(
+            f"--pseudonymize-users needs a secret key: set ${KEY_ENV} or pass --pseudonymize-key-file."
+        )
+    return key
+
+
+def run(config: Config, key: bytes | None = None) -> dict[str, str]:
+    """Runs the configured stage(s); returns the main output paths by name."""
+    # pylint: disable=g-import-not-at-top
+    from trainer.data import prepare as prepare_lib
+
+    outputs: dict[str, str] = {}
+    tables = None
+    if config.stage in (Stage.PREPARE, Stage.ALL):
+        result = prepare_lib.prepare(config, key)
+        tables = result.tables
+        outputs["manifest"] = os.path.join(result.data_dir, "manifest.json")
+        outputs["examples"] = result.data_dir
+        outputs["rejects"] = os.path.join(result.data_dir, "rejects")
+    if config.stage in (Stage.ANALYZE, Stage.ALL):
+        from trainer.analysis import report
+        from trainer.data import sources
+
+        if tables is None:
+            tables, _, _ = prepare_lib.canonicalize(sources.read_source(config.data), config.data, key)
+        outputs["analysis"] = report.write_report(tables, os.path.join(config.job_dir, "analysis"))
+    return outputs
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    environ = os.environ if environ is None else environ
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args, environ)
+        key = pseudonymize_key(args, environ)
+        outputs = run(config, key)
+    except ValueError as e:
+        log.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"Stage {config.stage.value} done. Outputs:")
+    for name, path in outputs.items():
+        print(f"  {name}: {os.path.abspath(path) if '://' not in path else path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
