@@ -88,12 +88,12 @@ class DataConfig:
             _check(value >= 1, f"`{name}` must be >= 1. Received: {name}={value}")
         _check(len(self.delimiter) <= 1, f"`delimiter` must be one character. Received: delimiter={self.delimiter!r}")
         if self.timezone:
-            import zoneinfo  # pylint: disable=g-import-not-at-top
+            from trainer.data import timezones  # pylint: disable=g-import-not-at-top
 
-            try:
-                zoneinfo.ZoneInfo(self.timezone)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
-                raise ValueError(f"`timezone` must be an IANA zone name. Received: timezone={self.timezone!r}") from e
+            _check(
+                timezones.is_valid_timezone(self.timezone),
+                f"`timezone` must be an IANA zone name. Received: timezone={self.timezone!r}",
+            )
 
 
 @dataclasses.dataclass(frozen=True)

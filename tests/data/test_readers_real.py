@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainer.data import schema
+from trainer.data import schema, timezones
 from trainer.data.readers import foursquare
 from trainer.data.readers import movielens
 from trainer.data.readers import zip_codes
@@ -138,7 +138,7 @@ def test_canadian_codes_resolve_inside_their_province(letter):
     assert location.source == "canada-province"
     assert lat_min <= location.latitude <= lat_max
     assert lon_min <= location.longitude <= lon_max
-    assert zip_codes.is_valid_timezone(location.timezone)
+    assert timezones.is_valid_timezone(location.timezone)
 
 
 def test_alberta_postal_code_uses_alberta_centre_and_mountain_time():
@@ -186,12 +186,12 @@ def test_resolve_keeps_index_and_loads_package_once():
 def test_utc_offset_minutes_by_hand():
     seconds = np.array([SUMMER, WINTER, BEFORE_DST, AT_DST, np.nan])
     np.testing.assert_array_equal(
-        zip_codes.utc_offset_minutes(seconds, "America/New_York"), [-240, -300, -300, -240, 0]
+        timezones.utc_offset_minutes(seconds, "America/New_York"), [-240, -300, -300, -240, 0]
     )
     zones = np.array(["America/Phoenix", "America/Phoenix", "", "Not/AZone", "America/New_York"], dtype=object)
-    np.testing.assert_array_equal(zip_codes.utc_offset_minutes(seconds, zones), [-420, -420, 0, 0, 0])
+    np.testing.assert_array_equal(timezones.utc_offset_minutes(seconds, zones), [-420, -420, 0, 0, 0])
     with pytest.raises(ValueError, match="`zones`"):
-        zip_codes.utc_offset_minutes(seconds, zones[:2])
+        timezones.utc_offset_minutes(seconds, zones[:2])
 
 
 # ---------------------------------------------------------------- MovieLens

@@ -71,7 +71,7 @@ def canonicalize(
     events = checked.accepted
     has_offsets = schema.UTC_OFFSET in raw.events.columns
     if config.timezone and not has_offsets:
-        events[schema.UTC_OFFSET] = timezones.utc_offsets_minutes(
+        events[schema.UTC_OFFSET] = timezones.utc_offset_minutes(
             events[schema.TIMESTAMP].to_numpy(), config.timezone
         )
     kept, filtered = validation.filter_min_counts(

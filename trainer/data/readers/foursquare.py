@@ -32,8 +32,7 @@ import numpy as np
 import pandas as pd
 
 from trainer.data import io
-from trainer.data import schema
-from trainer.data.readers import zip_codes
+from trainer.data import schema, timezones
 from trainer.data.schema import RawTables
 
 CHECKINS_FILE = "checkins.csv"
@@ -87,7 +86,7 @@ def read_foursquare_csv(directory_or_file: str, timezone: str = "") -> RawTables
         raise ValueError(
             f"`directory_or_file` must be a non-empty path. Received: directory_or_file={directory_or_file!r}"
         )
-    if not isinstance(timezone, str) or (timezone and not zip_codes.is_valid_timezone(timezone)):
+    if not isinstance(timezone, str) or (timezone and not timezones.is_valid_timezone(timezone)):
         raise ValueError(
             f"`timezone` must be an IANA zone name such as 'America/New_York', or ''. Received: timezone={timezone!r}"
         )
@@ -123,7 +122,7 @@ def read_foursquare_csv(directory_or_file: str, timezone: str = "") -> RawTables
     if timezone:
         # Unparsable or naive times get 0 here; validation rejects them with their text.
         instants = pd.to_datetime(raw[schema.TIMESTAMP], utc=True, format="ISO8601", errors="coerce")
-        events[schema.UTC_OFFSET] = zip_codes.utc_offset_minutes(_unix_seconds(instants), timezone)
+        events[schema.UTC_OFFSET] = timezones.utc_offset_minutes(_unix_seconds(instants), timezone)
         notes.append(f"utc_offset_minutes is {timezone}'s offset at each check-in (DST-aware).")
     else:
         # Left absent rather than filled with zeros: absent validates to 0 (unknown), and

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from trainer.data import io
-from trainer.data import schema
+from trainer.data import schema, timezones
 from trainer.data.readers import zip_codes
 from trainer.data.schema import RawTables
 
@@ -160,7 +160,7 @@ def _read_ratings(path: str, users: pd.DataFrame, user_zones: pd.Series, notes: 
     zones = np.where(known, user_zones.reindex(first.index).to_numpy(dtype=object)[safe], "")
     # Unparsable timestamps get offset 0 here; validation rejects them with their text.
     seconds = pd.to_numeric(raw[schema.TIMESTAMP], errors="coerce").to_numpy(dtype="float64")
-    offsets = zip_codes.utc_offset_minutes(seconds, zones)
+    offsets = timezones.utc_offset_minutes(seconds, zones)
     events = pd.DataFrame(
         {
             schema.USER_ID: raw[schema.USER_ID],

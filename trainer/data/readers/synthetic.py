@@ -528,7 +528,7 @@ def _make_items(
     # subcategory always has something to sell.
     subcat = np.concatenate(
         [np.arange(num_subcats), rng.choice(num_subcats, size=num_items - num_subcats,
-                                             p=rng.dirichlet(np.full(num_subcats, 5.0)))]
+                                             p=rng.dirichlet(np.full(num_subcats, 10.0)))]
     )
     brand = rng.integers(len(_BRAND_TIER), size=num_items)
     feature = rng.integers(4, size=num_items)

@@ -30,11 +30,12 @@ import dataclasses
 import functools
 import math
 import re
-import zoneinfo
 from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+
+from trainer.data import timezones
 
 SOURCE_ZIP = "zip"
 SOURCE_ZIP3 = "zip3-centroid"
@@ -117,22 +118,6 @@ class _ZipData:
     prefix: dict[str, tuple[float, float, str]]  # 3-digit prefix -> centroid, majority tz
 
 
-@functools.lru_cache(maxsize=None)
-def _valid_timezone(name: str) -> str:
-    if not name:
-        return ""
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return ""
-    return name
-
-
-def is_valid_timezone(name: str) -> bool:
-    """Whether `name` is an IANA zone this machine knows ("America/New_York")."""
-    return isinstance(name, str) and bool(_valid_timezone(name))
-
-
 def _float(text: object) -> float:
     try:
         return float(str(text))
@@ -155,7 +140,7 @@ def _zip_data() -> _ZipData:
         lat, lon = _float(record.get("lat")), _float(record.get("long"))
         if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0) or (lat == 0.0 and lon == 0.0):
             lat = lon = math.nan  # (0, 0) marks military codes without a place
-        tz = _valid_timezone(str(record.get("timezone") or ""))
+        tz = timezones.valid_timezone(str(record.get("timezone") or ""))
         exact[code] = (lat, lon, tz)
         kind[code] = str(record.get("zip_code_type") or "")
         prefix = code[:3]
@@ -204,7 +189,7 @@ def lookup_zip_code(zip_code: str) -> ZipLocation:
             return ZipLocation(
                 province.latitude,
                 province.longitude,
-                _valid_timezone(province.timezone),
+                timezones.valid_timezone(province.timezone),
                 SOURCE_CANADA,
                 f"Canadian postal code: centre of {province.name}",
             )
@@ -293,36 +278,3 @@ def location_summary(resolved: pd.DataFrame, what: str = "zip codes") -> list[st
     for reason, count in resolved.loc[resolved[LOCATION_SOURCE] == SOURCE_UNKNOWN, REASON].value_counts().items():
         notes.append(f"  unknown location ({count}): {reason}.")
     return notes
-
-
-def utc_offset_minutes(unix_seconds: np.ndarray | pd.Series, zones: np.ndarray | pd.Series | str) -> np.ndarray:
-    """Offset of local time from UTC at each instant, DST-aware.
-
-    Args:
-      unix_seconds: [N] float seconds since the epoch (UTC); NaN where unknown.
-      zones: [N] IANA zone names ("" where unknown), or one name for all rows.
-
-    Returns:
-      [N] int32 minutes (e.g. -240 for New York in summer, -300 in winter); 0
-      where the instant or the zone is unknown or invalid.
-    """
-    seconds = np.asarray(unix_seconds, dtype="float64")
-    if isinstance(zones, str):
-        zone_array = np.full(seconds.shape, zones, dtype=object)
-    else:
-        zone_array = np.asarray(zones, dtype=object)
-    if zone_array.shape != seconds.shape:
-        raise ValueError(
-            f"`zones` must have one entry per instant. Received: {zone_array.shape} zones for {seconds.shape} instants"
-        )
-    out = np.zeros(seconds.shape, dtype="int32")
-    # datetime64[ns] spans 1677..2262; outside it an instant is certainly bad input.
-    valid = np.isfinite(seconds) & (np.abs(seconds) < 9.0e9)
-    for zone in pd.unique(zone_array[valid]):
-        if not isinstance(zone, str) or not _valid_timezone(zone):
-            continue
-        mask = valid & (zone_array == zone)
-        utc = pd.to_datetime(seconds[mask], unit="s", utc=True)
-        local = utc.tz_convert(zone).tz_localize(None)
-        out[mask] = ((local - utc.tz_localize(None)) // pd.Timedelta(minutes=1)).to_numpy(dtype="int64")
-    return out
