@@ -815,14 +815,19 @@ def _choose_goals(
         # Nobody buys the same durable twice: such a session browses but does not buy.
         durable = np.flatnonzero(conv & (restock_seconds[sub] == 0))
         keys = u[durable] * num_items + item[durable]
-        conv[durable[np.fromiter((key in owned for key in keys.tolist()), dtype=bool, count=len(keys))]] = False
+        owns = np.zeros(len(u), dtype=bool)
+        owns[durable] = np.fromiter((key in owned for key in keys.tolist()), dtype=bool, count=len(keys))
+        conv &= ~owns
         owned.update(keys[conv[durable]].tolist())
 
         kind[s], goal_subcat[s], goal_item[s], converted[s] = k_kind, sub, item, conv
         last_subcat[u] = sub
         bought_subcat[u] = np.where(conv, sub, -1)
         item_next = items.next_in_series[item]
-        series_next[u] = np.where(conv & (item_next >= 0), item_next, np.where(conv & (item == nxt), -1, nxt))
+        # Buying (or already owning) the pending volume moves on to the one after it.
+        series_next[u] = np.where(
+            (conv | owns) & (item == nxt), item_next, np.where(conv & (item_next >= 0), item_next, nxt)
+        )
         consumable = conv & (restock_seconds[sub] > 0)
         restock_item[u] = np.where(consumable, item, restock_item[u])
         period = restock_seconds[sub] * rng.uniform(0.7, 1.3, size=len(u))
