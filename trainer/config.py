@@ -30,7 +30,21 @@ class SplitKind(str, enum.Enum):
 class Stage(str, enum.Enum):
     PREPARE = "prepare"
     ANALYZE = "analyze"
+    PRETRAIN_TEXT = "pretrain-text"
+    TRAIN = "train"
+    EVALUATE = "evaluate"
     ALL = "all"
+
+
+class TextMode(str, enum.Enum):
+    FROZEN = "frozen"  # BERT runs once per catalogue item; vectors cached and reused
+    FINETUNE = "finetune"  # the top `finetune_layers` layers train with the model
+    OFF = "off"  # no text
+
+
+class RetrievalMode(str, enum.Enum):
+    FULL = "full"  # softmax over the whole catalogue (+ in-batch): catalogues that fit
+    IN_BATCH = "in-batch"  # in-batch negatives with logQ correction: any catalogue size
 
 
 def _check(condition: bool, message: str) -> None:
@@ -156,6 +170,75 @@ class FeatureConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TextConfig:
+    """The BERT item-text tower."""
+
+    mode: TextMode = TextMode.FROZEN
+    bert_path: str = ""  # local BERT checkpoint dir; "" = the packaged all-MiniLM-L6-v2
+    max_tokens: int = 64  # item text is truncated to this many word pieces
+    finetune_layers: int = 2  # FINETUNE: how many top transformer layers train
+    lowercase: bool = True  # the checkpoint's tokenizer lower-cases (uncased models)
+
+    def __post_init__(self):
+        _check(8 <= self.max_tokens <= 512, f"`max_tokens` must be in [8, 512]. Received: max_tokens={self.max_tokens}")
+        _check(
+            self.finetune_layers >= 1,
+            f"`finetune_layers` must be >= 1. Received: finetune_layers={self.finetune_layers}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Tower sizes and task settings."""
+
+    embedding_dim: int = 64  # item/query vector size
+    id_embedding_dim: int = 64
+    gru_units: tuple[int, ...] = (128,)  # stacked GRU layers over the history
+    retrieval: RetrievalMode = RetrievalMode.FULL
+    temperature: float = 0.05  # retrieval logits = cosine / temperature
+    repeat_aware: bool = True  # learn when people repeat (pointer over history) vs explore
+    dropout: float = 0.1
+    cross_layers: int = 2  # DCN cross layers in the ranking heads
+    retrieval_weight: float = 1.0
+    repeat_weight: float = 1.0
+    behaviour_weight: float = 0.2
+    rating_threshold: float = 4.0  # value >= this counts as "liked" in the behaviour head
+
+    def __post_init__(self):
+        _check(self.embedding_dim >= 2, f"`embedding_dim` must be >= 2. Received: embedding_dim={self.embedding_dim}")
+        _check(bool(self.gru_units) and min(self.gru_units) >= 1, f"`gru_units` must be positive. Received: gru_units={self.gru_units}")
+        _check(self.temperature > 0, f"`temperature` must be > 0. Received: temperature={self.temperature}")
+        _check(0 <= self.dropout < 1, f"`dropout` must be in [0, 1). Received: dropout={self.dropout}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    patience: int = 3  # early stopping on validation NDCG@10
+    max_seconds: float = 0.0  # 0 = no wall-clock budget
+
+    def __post_init__(self):
+        _check(self.epochs >= 1, f"`epochs` must be >= 1. Received: epochs={self.epochs}")
+        _check(self.batch_size >= 2, f"`batch_size` must be >= 2. Received: batch_size={self.batch_size}")
+        _check(self.learning_rate > 0, f"`learning_rate` must be > 0. Received: learning_rate={self.learning_rate}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    # Films are rarely re-watched (seen items removed); places are revisited (keep them).
+    primary_filter: str = "auto"  # "auto" | "unfiltered" | "seen_filtered"
+    baselines: tuple[str, ...] = ("popularity", "repeat_frequency", "cooccurrence", "tfrs_two_tower_ids")
+
+    def __post_init__(self):
+        _check(
+            self.primary_filter in ("auto", "unfiltered", "seen_filtered"),
+            f"`primary_filter` must be auto, unfiltered or seen_filtered. Received: primary_filter={self.primary_filter!r}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The whole job: built once in `trainer.task`, passed down."""
 
@@ -168,6 +251,10 @@ class Config:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     examples: ExampleConfig = dataclasses.field(default_factory=ExampleConfig)
     features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
+    text: TextConfig = dataclasses.field(default_factory=TextConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    evaluation: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
     def __post_init__(self):
         _check(bool(self.job_dir), f"`job_dir` must be set. Received: job_dir={self.job_dir!r}")
