@@ -10,6 +10,7 @@ REQUIRED = [
     "tensorflow-recommenders==0.7.7",
     "tensorflow-text==2.21.*",
     "tensorflow-serving-api==2.21.*",
+    "tensorboard>=2.20",
     "transformers==4.54.1",
     "pandas>=2.2",
     "pyarrow>=15",

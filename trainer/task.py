@@ -19,11 +19,17 @@ from trainer.config import (
     Config,
     DataConfig,
     DataSource,
+    EvalConfig,
     ExampleConfig,
     FeatureConfig,
+    ModelConfig,
+    RetrievalMode,
     SplitKind,
     Stage,
     SyntheticConfig,
+    TextConfig,
+    TextMode,
+    TrainConfig,
 )
 
 log = logging.getLogger("trainer")
@@ -103,6 +109,34 @@ def build_parser() -> argparse.ArgumentParser:
     feature_defaults = FeatureConfig()
     examples.add_argument("--coarse-cell-degrees", type=float, default=feature_defaults.coarse_cell_degrees)
     examples.add_argument("--fine-cell-degrees", type=float, default=feature_defaults.fine_cell_degrees)
+
+    text = parser.add_argument_group("text tower")
+    text_defaults = TextConfig()
+    text.add_argument("--text-mode", choices=[m.value for m in TextMode], default=text_defaults.mode.value)
+    text.add_argument("--bert-path", default="", help="local BERT checkpoint folder; default: packaged all-MiniLM-L6-v2")
+    text.add_argument("--max-tokens", type=int, default=text_defaults.max_tokens)
+    text.add_argument("--finetune-layers", type=int, default=text_defaults.finetune_layers)
+    text.add_argument("--pretrain-epochs", type=int, default=2, help="--stage=pretrain-text: MLM epochs")
+
+    model = parser.add_argument_group("model")
+    model_defaults = ModelConfig()
+    model.add_argument("--embedding-dim", type=int, default=model_defaults.embedding_dim)
+    model.add_argument("--gru-units", default=",".join(map(str, model_defaults.gru_units)), help="comma list: stacked GRUs")
+    model.add_argument("--retrieval", choices=[m.value for m in RetrievalMode], default=model_defaults.retrieval.value)
+    model.add_argument("--temperature", type=float, default=model_defaults.temperature)
+    model.add_argument("--repeat-aware", action=argparse.BooleanOptionalAction, default=model_defaults.repeat_aware)
+    model.add_argument("--dropout", type=float, default=model_defaults.dropout)
+
+    train = parser.add_argument_group("training and evaluation")
+    train_defaults = TrainConfig()
+    train.add_argument("--epochs", type=int, default=train_defaults.epochs)
+    train.add_argument("--batch-size", type=int, default=train_defaults.batch_size)
+    train.add_argument("--learning-rate", type=float, default=train_defaults.learning_rate)
+    train.add_argument("--patience", type=int, default=train_defaults.patience)
+    train.add_argument("--max-train-seconds", type=float, default=train_defaults.max_seconds)
+    eval_defaults = EvalConfig()
+    train.add_argument("--primary-filter", choices=["auto", "unfiltered", "seen_filtered"], default=eval_defaults.primary_filter)
+    train.add_argument("--baselines", default=",".join(eval_defaults.baselines), help="comma list; '' for none")
     return parser
 
 
@@ -151,6 +185,27 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
         features=FeatureConfig(
             coarse_cell_degrees=args.coarse_cell_degrees, fine_cell_degrees=args.fine_cell_degrees
         ),
+        text=TextConfig(
+            mode=TextMode(args.text_mode), bert_path=args.bert_path, max_tokens=args.max_tokens,
+            finetune_layers=args.finetune_layers,
+        ),
+        model=ModelConfig(
+            embedding_dim=args.embedding_dim,
+            id_embedding_dim=args.embedding_dim,
+            gru_units=tuple(int(u) for u in args.gru_units.split(",") if u.strip()),
+            retrieval=RetrievalMode(args.retrieval),
+            temperature=args.temperature,
+            repeat_aware=args.repeat_aware,
+            dropout=args.dropout,
+        ),
+        train=TrainConfig(
+            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            patience=args.patience, max_seconds=args.max_train_seconds,
+        ),
+        evaluation=EvalConfig(
+            primary_filter=args.primary_filter,
+            baselines=tuple(b.strip() for b in args.baselines.split(",") if b.strip()),
+        ),
     )
 
 
@@ -170,26 +225,50 @@ def pseudonymize_key(args: argparse.Namespace, environ: Mapping[str, str]) -> by
     return key
 
 
-def run(config: Config, key: bytes | None = None) -> dict[str, str]:
-    """Runs the configured stage(s); returns the main output paths by name."""
+def run(config: Config, key: bytes | None = None, pretrain_epochs: int = 2) -> dict[str, str]:
+    """Runs the configured stage(s); returns the main output paths by name.
+
+    `all` = prepare -> analyze -> train -> evaluate (text pretraining is its own
+    stage: `--stage=pretrain-text`, then `--bert-path=<job-dir>/text_pretrained`).
+    """
     # pylint: disable=g-import-not-at-top
     from trainer.data import prepare as prepare_lib
 
+    stage = config.stage
     outputs: dict[str, str] = {}
     tables = None
-    if config.stage in (Stage.PREPARE, Stage.ALL):
+    if stage in (Stage.PREPARE, Stage.ALL):
         result = prepare_lib.prepare(config, key)
         tables = result.tables
         outputs["manifest"] = os.path.join(result.data_dir, "manifest.json")
         outputs["examples"] = result.data_dir
         outputs["rejects"] = os.path.join(result.data_dir, "rejects")
-    if config.stage in (Stage.ANALYZE, Stage.ALL):
+    if stage in (Stage.ANALYZE, Stage.ALL):
         from trainer.analysis import report
         from trainer.data import sources
 
         if tables is None:
             tables, _, _ = prepare_lib.canonicalize(sources.read_source(config.data), config.data, key)
         outputs["analysis"] = report.write_report(tables, os.path.join(config.job_dir, "analysis"))
+    del tables
+    if stage == Stage.PRETRAIN_TEXT:
+        from trainer import text_pretraining_stage
+
+        outputs.update(text_pretraining_stage.run(config, pretrain_epochs))
+    if stage in (Stage.TRAIN, Stage.EVALUATE, Stage.ALL):
+        from trainer import experiment
+
+        context = experiment.load_context(config)
+        train_result = None
+        if stage in (Stage.TRAIN, Stage.ALL):
+            train_result = experiment.train(config, context)
+            outputs["model"] = config.resolved_model_dir()
+            outputs["tensorboard"] = config.resolved_tensorboard_dir()
+            model = train_result.model
+        if stage in (Stage.EVALUATE, Stage.ALL):
+            if train_result is None:
+                model = experiment.load_trained(config, context)
+            outputs.update(experiment.evaluate(config, context, model, train_result))
     return outputs
 
 
@@ -201,7 +280,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         config = config_from_args(args, environ)
         key = pseudonymize_key(args, environ)
-        outputs = run(config, key)
+        outputs = run(config, key, args.pretrain_epochs)
     except ValueError as e:
         log.error("%s", e)
         print(f"error: {e}", file=sys.stderr)

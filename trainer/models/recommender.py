@@ -1,0 +1,258 @@
+"""The joint model: towers + TFRS tasks (retrieval, repeat/explore, behaviour).
+
+`compute_loss` only wires towers to tasks; the towers and heads live in their
+own modules. Scores over the whole catalogue (`score_catalogue`) are the
+model's log-probabilities of the next item, in catalogue order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from trainer.config import FeatureConfig, ModelConfig, RetrievalMode
+from trainer.data import example_schema as es
+from trainer.features import geo, spatiotemporal
+from trainer.models import labels
+from trainer.models.behaviour_head import BehaviourHead
+from trainer.models.candidate_tower import CandidateTower
+from trainer.models.catalogue import Catalogue, Vocabularies
+from trainer.models.query_tower import QueryTower
+from trainer.models.repeat_head import RepeatHead
+from trainer.models.sequence_tower import SequenceTower
+
+PAD_ROWS = 2  # catalogue lookup: 0 = padding, 1 = not in the catalogue, 2.. = items
+
+
+def full_softmax_candidates(
+    positives: tf.Tensor,
+    target_ids: tf.Tensor,
+    catalogue: tf.Tensor,
+    catalogue_ids: tf.Tensor,
+    allowed: tf.Tensor | None = None,
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Inputs that make `tfrs.tasks.Retrieval` an exact softmax over the catalogue.
+
+    The task's label for row b is candidate b, so candidates are the B positives
+    followed by the N catalogue items; the mask keeps only each row's own
+    positive from the first block, and `remove_accidental_hits` drops the
+    positive's catalogue copy.
+
+    Args:
+      positives: [B, D] target vectors; target_ids: [B] string.
+      catalogue: [N, D] item vectors; catalogue_ids: [N] string.
+      allowed: optional [B, N] bool, False for items a row must not score
+        (e.g. its history when the repeat head owns it).
+
+    Returns:
+      candidates [B + N, D], candidate_ids [B + N], score_mask [B, B + N] bool.
+    """
+    batch_size = tf.shape(positives)[0]
+    own = tf.cast(tf.eye(batch_size), tf.bool)
+    if allowed is None:
+        allowed = tf.ones(tf.stack([batch_size, tf.shape(catalogue)[0]]), tf.bool)
+    return (
+        tf.concat([positives, catalogue], axis=0),
+        tf.concat([target_ids, catalogue_ids], axis=0),
+        tf.concat([own, allowed], axis=1),
+    )
+
+
+@dataclasses.dataclass
+class Outputs:
+    """What one forward pass produces (B batch, T history, N catalogue, D dims)."""
+
+    catalogue: tf.Tensor  # [N, D] candidate vectors
+    query: tf.Tensor  # [B, D]
+    hidden: tf.Tensor  # [B, H]
+    history_index: tf.Tensor  # [B, T] int: catalogue row + PAD_ROWS (0 pad, 1 unknown)
+    features: dict  # spatio-temporal features
+    gate_logit: tf.Tensor | None  # [B]
+    pointer_logits: tf.Tensor | None  # [B, T]
+
+
+class Recommender(tfrs.Model):
+    """BERT-text item tower + temporal GRU user tower, retrieval + ranking tasks."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        vocabularies: Vocabularies,
+        numeric_user_attributes: tuple[str, ...],
+        model_config: ModelConfig,
+        feature_config: FeatureConfig,
+        text_vectors: np.ndarray | None = None,
+        predict_value: bool = False,
+    ):
+        super().__init__()
+        if text_vectors is not None and len(text_vectors) != len(catalogue):
+            raise ValueError(
+                f"`text_vectors` needs one row per catalogue item: {len(catalogue)}. Received: {len(text_vectors)} rows"
+            )
+        self.model_config = model_config
+        self.feature_config = feature_config
+        self.num_items = len(catalogue)
+        self.catalogue_ids = tf.constant(catalogue.ids.astype(str))
+        features = catalogue.features()
+        self.catalogue_features = {
+            "item_id": tf.constant(features["item_id"].astype(str)),
+            "category": tf.constant(features["category"].astype(str)),
+            "latitude": tf.constant(features["latitude"]),
+            "longitude": tf.constant(features["longitude"]),
+            "price": tf.constant(features["price"]),
+        }
+        if text_vectors is not None:
+            self.catalogue_features["text_vector"] = tf.constant(text_vectors.astype(np.float32))
+        counts = catalogue.train_counts.astype(np.float64)
+        # Sampling probability of each item as an in-batch positive (logQ correction).
+        self.item_probability = tf.constant(np.maximum(counts, 1.0) / max(counts.sum(), 1.0), tf.float32)
+        self.catalogue_lookup = tf.keras.layers.StringLookup(
+            vocabulary=list(catalogue.ids.astype(str)), mask_token="", num_oov_indices=1, name="catalogue_lookup"
+        )
+        self.candidate_tower = CandidateTower(
+            vocabularies.item_id, vocabularies.category, model_config, feature_config, use_text=text_vectors is not None
+        )
+        self.sequence_tower = SequenceTower(vocabularies.event_type, model_config, feature_config)
+        self.query_tower = QueryTower(
+            vocabularies.user_id, numeric_user_attributes, vocabularies.user_categorical, model_config
+        )
+        self.repeat_head = RepeatHead() if model_config.repeat_aware else None
+        self.event_type_lookup = tf.keras.layers.StringLookup(
+            vocabulary=list(vocabularies.event_type.tokens), mask_token="", num_oov_indices=1
+        )
+        num_types = len(vocabularies.event_type)
+        self.behaviour_head = (
+            BehaviourHead(num_types, predict_value, model_config.cross_layers) if num_types > 1 or predict_value else None
+        )
+        sum_loss = tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
+        self.retrieval_task = tfrs.tasks.Retrieval(
+            loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=sum_loss),
+            temperature=model_config.temperature,
+            remove_accidental_hits=True,
+        )
+        self.repeat_gate_task = tfrs.tasks.Ranking(
+            loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=sum_loss)
+        )
+        self.pointer_task = tfrs.tasks.Ranking(
+            loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=sum_loss)
+        )
+        self.event_type_task = tfrs.tasks.Ranking(
+            loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=sum_loss)
+        )
+        self.value_task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError(reduction=sum_loss))
+
+    # ---- towers -------------------------------------------------------------
+
+    def catalogue_vectors(self, training: bool = False) -> tf.Tensor:
+        """[N, D] unit vectors of every catalogue item."""
+        return self.candidate_tower(self.catalogue_features, training=training)
+
+    def forward(self, batch: dict[str, tf.Tensor], training: bool = False) -> Outputs:
+        features = spatiotemporal.compute(batch, self.feature_config)
+        catalogue = self.catalogue_vectors(training)
+        padded = tf.concat([tf.zeros([PAD_ROWS, tf.shape(catalogue)[1]]), catalogue], axis=0)
+        history_index = self.catalogue_lookup(batch[es.HISTORY_ITEM_IDS])
+        item_vectors = tf.gather(padded, history_index)
+        positions, state = self.sequence_tower(item_vectors, batch[es.HISTORY_EVENT_TYPES], features, training=training)
+        query, hidden = self.query_tower(state, features, batch, training=training)
+        gate_logit = pointer = None
+        if self.repeat_head is not None:
+            gate_logit, pointer = self.repeat_head(
+                positions, hidden, batch[es.HISTORY_ITEM_IDS], features[spatiotemporal.HISTORY_MASK]
+            )
+        return Outputs(catalogue, query, hidden, history_index, features, gate_logit, pointer)
+
+    def _scatter_history(self, history_index: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+        """Sums [B, T] `values` into [B, N] at each position's catalogue item (padding/unknown skipped)."""
+        batch_size = tf.shape(history_index)[0]
+        rows = tf.repeat(tf.range(batch_size, dtype=history_index.dtype)[:, None], tf.shape(history_index)[1], axis=1)
+        valid = history_index >= PAD_ROWS
+        indices = tf.stack([tf.boolean_mask(rows, valid), tf.boolean_mask(history_index - PAD_ROWS, valid)], axis=1)
+        shape = tf.cast(tf.stack([batch_size, self.num_items]), indices.dtype)
+        return tf.scatter_nd(indices, tf.boolean_mask(values, valid), shape)
+
+    def history_item_mask(self, history_index: tf.Tensor) -> tf.Tensor:
+        """[B, N] bool: catalogue items present in the history window."""
+        return self._scatter_history(history_index, tf.ones(tf.shape(history_index))) > 0
+
+    def repeat_distribution(self, history_index: tf.Tensor, pointer_logits: tf.Tensor) -> tf.Tensor:
+        """[B, N] P(item | repeat): pointer attention summed per catalogue item."""
+        return self._scatter_history(history_index, tf.nn.softmax(pointer_logits, axis=-1))
+
+    def score_catalogue(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
+        """[B, N] float32 log P(next item) over the catalogue (catalogue order)."""
+        out = self.forward(batch, training=False)
+        logits = tf.matmul(out.query, out.catalogue, transpose_b=True) / self.model_config.temperature
+        if out.gate_logit is None:
+            return tf.nn.log_softmax(logits, axis=-1)
+        in_history = self.history_item_mask(out.history_index)
+        explore = tf.nn.log_softmax(tf.where(in_history, -1e9, logits), axis=-1)
+        repeat = tf.math.log(self.repeat_distribution(out.history_index, out.pointer_logits) + 1e-12)
+        log_gate = tf.math.log_sigmoid(out.gate_logit)[:, None]
+        log_not_gate = tf.math.log_sigmoid(-out.gate_logit)[:, None]
+        # Items in the history: repeat mass; other items: explore mass. An
+        # empty history (no repeat possible) leaves pure explore.
+        has_history = tf.reduce_any(in_history, axis=1, keepdims=True)
+        explore_scores = tf.where(has_history, log_not_gate + explore, explore)
+        return tf.where(in_history, log_gate + repeat, explore_scores)
+
+    def behaviour(self, out: Outputs, batch: dict[str, tf.Tensor], item_index: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Behaviour-head predictions for candidate rows `item_index` ([B] catalogue rows + PAD_ROWS)."""
+        padded = tf.concat([tf.zeros([PAD_ROWS, tf.shape(out.catalogue)[1]]), out.catalogue], axis=0)
+        candidate = tf.gather(padded, item_index)
+        nan = tf.constant([np.nan, np.nan], tf.float32)
+        lat = tf.gather(tf.concat([nan, self.catalogue_features["latitude"]], 0), item_index)
+        lon = tf.gather(tf.concat([nan, self.catalogue_features["longitude"]], 0), item_index)
+        distance = geo.haversine_km(batch[es.REQUEST_LATITUDE], batch[es.REQUEST_LONGITUDE], lat, lon)
+        return self.behaviour_head(out.hidden, out.query, candidate, distance, out.features["request_cyclic_time"])
+
+    # ---- tasks --------------------------------------------------------------
+
+    def compute_loss(self, batch: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        out = self.forward(batch, training=training)
+        target_index = self.catalogue_lookup(batch[es.TARGET_ITEM_ID])
+        padded = tf.concat([tf.zeros([PAD_ROWS, tf.shape(out.catalogue)[1]]), out.catalogue], axis=0)
+        positives = tf.gather(padded, target_index)
+        repeat = labels.is_repeat(batch) if self.repeat_head is not None else tf.zeros_like(out.query[:, 0])
+        explore_weight = 1.0 - repeat
+        if self.model_config.retrieval == RetrievalMode.FULL:
+            allowed = None
+            if self.repeat_head is not None:  # the history is the repeat head's to score
+                allowed = tf.logical_not(self.history_item_mask(out.history_index))
+            candidates, candidate_ids, score_mask = full_softmax_candidates(
+                positives, batch[es.TARGET_ITEM_ID], out.catalogue, self.catalogue_ids, allowed
+            )
+            retrieval_loss = self.retrieval_task(
+                out.query, candidates, sample_weight=explore_weight, candidate_ids=candidate_ids,
+                score_mask=score_mask, compute_metrics=False,
+            )
+        else:
+            retrieval_loss = self.retrieval_task(
+                out.query, positives, sample_weight=explore_weight,
+                candidate_sampling_probability=tf.gather(
+                    tf.concat([tf.ones([PAD_ROWS]), self.item_probability], 0), target_index
+                ),
+                candidate_ids=batch[es.TARGET_ITEM_ID], compute_metrics=False,
+            )
+        loss = self.model_config.retrieval_weight * retrieval_loss
+        if self.repeat_head is not None:
+            loss += self.model_config.repeat_weight * (
+                self.repeat_gate_task(labels=repeat[:, None], predictions=out.gate_logit[:, None])
+                + self.pointer_task(labels=labels.pointer_targets(batch), predictions=out.pointer_logits, sample_weight=repeat)
+            )
+        if self.behaviour_head is not None:
+            predicted = self.behaviour(out, batch, target_index)
+            if "event_type_logits" in predicted:
+                classes, weight = labels.event_type_classes(self.event_type_lookup(batch[es.TARGET_EVENT_TYPE]))
+                loss += self.model_config.behaviour_weight * self.event_type_task(
+                    labels=classes, predictions=predicted["event_type_logits"], sample_weight=weight
+                )
+            if "value" in predicted:
+                value, weight = labels.values(batch)
+                loss += self.model_config.behaviour_weight * self.value_task(
+                    labels=value[:, None], predictions=predicted["value"][:, None], sample_weight=weight
+                )
+        return loss

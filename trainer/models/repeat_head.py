@@ -1,0 +1,56 @@
+"""Repeat or explore: a gate and a pointer over the user's own history.
+
+People return to places and re-buy consumables; they also discover. The head
+predicts p(repeat) (the next item is one already in the history window) and,
+for a repeat, which history position it returns to (attention over the GRU's
+per-position outputs). `trainer.models.recommender` mixes this with the
+retrieval softmax over items outside the history:
+  P(item) = p_repeat * P(item | repeat)        for items in the history,
+          = (1 - p_repeat) * P(item | explore) for the others.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+NEG_INF = -1e9
+
+
+def repeat_counts(history_item_ids: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """[B, T] float32: how often each position's item occurs in the history (0 at padding)."""
+    same = tf.equal(history_item_ids[:, :, None], history_item_ids[:, None, :])
+    same = tf.logical_and(same, mask[:, None, :])
+    return tf.reduce_sum(tf.cast(same, tf.float32), axis=-1) * tf.cast(mask, tf.float32)
+
+
+class RepeatHead(tf.keras.layers.Layer):
+    """(positions [B, T, U], hidden [B, H], history ids [B, T], mask [B, T]) -> (gate logit [B], pointer logits [B, T]).
+
+    Pointer logits are NEG_INF at padding.
+    """
+
+    def __init__(self, units: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.position_projection = tf.keras.layers.Dense(units, use_bias=False, name="pointer_position")
+        self.query_projection = tf.keras.layers.Dense(units, name="pointer_query")
+        self.count_projection = tf.keras.layers.Dense(units, use_bias=False, name="pointer_count")
+        self.score = tf.keras.layers.Dense(1, use_bias=False, name="pointer_score")
+        self.gate_hidden = tf.keras.layers.Dense(units, activation="gelu", name="gate_hidden")
+        self.gate = tf.keras.layers.Dense(1, name="gate_logit")
+
+    def call(self, positions: tf.Tensor, hidden: tf.Tensor, history_item_ids: tf.Tensor, mask: tf.Tensor):
+        counts = repeat_counts(history_item_ids, mask)
+        count_features = tf.stack([tf.math.log1p(counts), tf.cast(counts > 1, tf.float32)], axis=-1)
+        energy = tf.tanh(
+            self.position_projection(positions)
+            + self.query_projection(hidden)[:, None, :]
+            + self.count_projection(count_features)
+        )
+        pointer = tf.squeeze(self.score(energy), -1)
+        pointer = tf.where(mask, pointer, NEG_INF)
+        length = tf.reduce_sum(tf.cast(mask, tf.float32), axis=1, keepdims=True)
+        distinct = tf.reduce_sum(tf.math.divide_no_nan(tf.cast(mask, tf.float32), counts), axis=1, keepdims=True)
+        gate_input = tf.concat([hidden, tf.math.log1p(length), tf.math.divide_no_nan(distinct, length)], axis=-1)
+        gate_logit = tf.squeeze(self.gate(self.gate_hidden(gate_input)), -1)
+        return gate_logit, pointer

@@ -1,0 +1,64 @@
+"""Frozen-mode item text vectors: BERT runs once per catalogue item, cached.
+
+The cache (`<model_dir>/text_vectors.npy` + a JSON fingerprint of the
+checkpoint, tokenizer settings and texts) is reused whenever the fingerprint
+matches, so BERT never runs per training example and reruns skip it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io as std_io
+import json
+import logging
+import os
+import time
+
+import numpy as np
+
+from trainer.config import TextConfig, TextMode
+from trainer.data import io
+
+log = logging.getLogger(__name__)
+VECTORS = "text_vectors.npy"
+FINGERPRINT = "text_vectors.json"
+
+
+def fingerprint(config: TextConfig, bert_path: str, texts: np.ndarray) -> dict[str, object]:
+    digest = hashlib.sha256("\x1e".join(map(str, texts)).encode("utf-8")).hexdigest()
+    return {
+        "bert_path": os.path.abspath(bert_path) if "://" not in bert_path else bert_path,
+        "max_tokens": config.max_tokens,
+        "lowercase": config.lowercase,
+        "texts_sha256": digest,
+        "count": int(len(texts)),
+    }
+
+
+def catalogue_text_vectors(config: TextConfig, texts: np.ndarray, cache_dir: str) -> np.ndarray | None:
+    """[N, H] float32 text vectors of the catalogue texts, or None when text is off or absent."""
+    if config.mode == TextMode.OFF:
+        return None
+    if not any(str(t).strip() for t in texts):
+        log.info("No item has text: the text tower is skipped for this catalogue.")
+        return None
+    # pylint: disable=g-import-not-at-top
+    from trainer.models import text_tower
+
+    bert_path = config.bert_path or text_tower.default_bert_path()
+    expected = fingerprint(config, bert_path, texts)
+    vectors_path, fingerprint_path = os.path.join(cache_dir, VECTORS), os.path.join(cache_dir, FINGERPRINT)
+    if io.exists(vectors_path) and io.exists(fingerprint_path):
+        if json.loads(io.read_bytes(fingerprint_path).decode("utf-8")) == expected:
+            log.info("Reusing cached text vectors %s", vectors_path)
+            return np.load(std_io.BytesIO(io.read_bytes(vectors_path)))
+    started = time.time()
+    encoder = text_tower.TextEncoder(TextConfig(mode=TextMode.FROZEN, bert_path=bert_path, max_tokens=config.max_tokens,
+                                                lowercase=config.lowercase))
+    vectors = text_tower.encode_texts(encoder, [str(t) for t in texts])
+    buffer = std_io.BytesIO()
+    np.save(buffer, vectors)
+    io.write_bytes(vectors_path, buffer.getvalue())
+    io.write_text(fingerprint_path, json.dumps(expected, indent=2))
+    log.info("Encoded %d item texts with BERT in %.1f s (cached in %s)", len(texts), time.time() - started, cache_dir)
+    return vectors
