@@ -198,6 +198,7 @@ class ModelConfig:
     temperature: float = 0.05  # retrieval logits = cosine / temperature
     repeat_aware: bool = True  # learn when people repeat (pointer over history) vs explore
     dropout: float = 0.1
+    id_dropout: float = 0.1  # share of items seen as unknown ids in training (cold-start robustness)
     cross_layers: int = 2  # DCN cross layers in the ranking heads
     retrieval_weight: float = 1.0
     repeat_weight: float = 1.0
@@ -209,6 +210,7 @@ class ModelConfig:
         _check(bool(self.gru_units) and min(self.gru_units) >= 1, f"`gru_units` must be positive. Received: gru_units={self.gru_units}")
         _check(self.temperature > 0, f"`temperature` must be > 0. Received: temperature={self.temperature}")
         _check(0 <= self.dropout < 1, f"`dropout` must be in [0, 1). Received: dropout={self.dropout}")
+        _check(0 <= self.id_dropout < 1, f"`id_dropout` must be in [0, 1). Received: id_dropout={self.id_dropout}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--temperature", type=float, default=model_defaults.temperature)
     model.add_argument("--repeat-aware", action=argparse.BooleanOptionalAction, default=model_defaults.repeat_aware)
     model.add_argument("--dropout", type=float, default=model_defaults.dropout)
+    model.add_argument("--id-dropout", type=float, default=model_defaults.id_dropout)
 
     train = parser.add_argument_group("training and evaluation")
     train_defaults = TrainConfig()
@@ -197,6 +198,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
             temperature=args.temperature,
             repeat_aware=args.repeat_aware,
             dropout=args.dropout,
+            id_dropout=args.id_dropout,
         ),
         train=TrainConfig(
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from trainer.config import Config
+from trainer.config import Config, TextMode
 from trainer.data import dataset, io
 from trainer.models.catalogue import Catalogue, Vocabularies
 from trainer.models.recommender import Recommender
@@ -50,10 +50,19 @@ def has_target_values(data_dir: str) -> bool:
 
 
 def build_model(config: Config, data_dir: str, text_vectors: np.ndarray | None) -> Recommender:
-    """The model for the prepared data in `data_dir` (normalisation adapted on training data)."""
+    """The model for the prepared data in `data_dir` (normalisation adapted on training data).
+
+    With text mode FINETUNE (and text vectors present), the model carries a
+    `TextEncoder` whose top `finetune_layers` layers train.
+    """
     manifest = dataset.read_manifest(data_dir)
     catalogue = Catalogue.load(data_dir)
     vocabularies = Vocabularies.load(data_dir, manifest)
+    encoder = None
+    if config.text.mode == TextMode.FINETUNE and text_vectors is not None:
+        from trainer.models import text_tower  # pylint: disable=g-import-not-at-top
+
+        encoder = text_tower.TextEncoder(config.text)
     model = Recommender(
         catalogue,
         vocabularies,
@@ -62,6 +71,7 @@ def build_model(config: Config, data_dir: str, text_vectors: np.ndarray | None) 
         config.features,
         text_vectors=text_vectors,
         predict_value=has_target_values(data_dir),
+        text_encoder=encoder,
     )
     normalization = model.query_tower.numeric_normalization
     if normalization is not None:
@@ -87,6 +97,7 @@ class ValidationCallback(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         self.epoch_seconds.append(time.time() - self._epoch_start)
+        self.model.refresh_text_vectors()  # fine-tuning: the catalogue sees the new encoder
         value = float(self.metric(self.model))
         logs[VALIDATION_METRIC] = value
         log.info("Epoch %d: loss %.4f, validation NDCG@10 %.4f (%.0f s)", epoch + 1, logs.get("loss", float("nan")),

@@ -73,21 +73,17 @@ def test_baselines_end_to_end(prepared, tmp_path):
     # The primary filter, slices, metrics.json and the report.
     primary_filter = evaluator.resolve_primary_filter("auto", results["popularity"].repeat_share)
     cut = manifest["feature_config"]["coarse_cell_degrees"]
-    sliced = slices.result_slices(results["cooccurrence"], primary_filter, catalogue, cut)
-    assert sum(s["count"] for s in sliced["time_of_day"].values()) == num_test
-    assert sum(s["count"] for s in sliced["item"].values()) == num_test
-    metrics = report.write_metrics_json(
-        str(tmp_path / "eval"),
-        dataset=report.dataset_summary(manifest, len(catalogue)),
-        protocol=report.protocol_text(primary_filter, len(catalogue)),
-        primary="cooccurrence",
-        models=results,
-        slices=sliced,
+    sliced = {name: slices.result_slices(r, primary_filter, catalogue, cut) for name, r in results.items()}
+    assert sum(s["count"] for s in sliced["cooccurrence"]["time_of_day"].values()) == num_test
+    assert sum(s["count"] for s in sliced["cooccurrence"]["item"].values()) == num_test
+    metrics = report.build_metrics(
+        dataset=manifest, primary="cooccurrence", primary_filter=primary_filter, results=results, slices=sliced
     )
-    assert set(metrics["models"]) == set(baselines.BASELINES)
-    path = report.write_report(str(tmp_path / "eval"), metrics, {"loss": [2.0, 1.0], "val_ndcg@10": [0.1, 0.2]})
-    for name in ("models.png", "training.png", "slices.png"):
+    written = report.write_metrics_json(str(tmp_path / "eval"), metrics)
+    assert set(written["models"]) == set(baselines.BASELINES)
+    assert written["dataset"]["items"] == len(catalogue) and written["dataset"]["test_examples"] == num_test
+    path = report.write_report(str(tmp_path / "eval"), written, {"loss": [2.0, 1.0], "val_ndcg@10": [0.1, 0.2]})
+    for name in ("metrics.json", "models.png", "training.png", "slices.png"):
         assert (tmp_path / "eval" / name).exists()
     assert "cooccurrence" in open(path).read()
     assert time.time() - started < 120
-

@@ -151,3 +151,12 @@ def test_binary_metrics_edge_cases():
         metrics.binary_metrics(np.array([0, 2]), np.array([0.1, 0.2]))
     with pytest.raises(ValueError, match="probabilities"):
         metrics.binary_metrics(np.array([0, 1]), np.array([0.1]))
+
+
+def test_accumulator_top_k_keeps_an_excluded_target():
+    scores = np.array([[0.9, 0.8, 0.1]])
+    exclude = np.array([[True, True, False]])  # item 1 is the target: marked, but never excluded
+    for mask in (exclude, scipy.sparse.csr_matrix(exclude)):
+        acc = metrics.RankingAccumulator(num_items=3, coverage_k=1)
+        assert acc.update(scores, np.array([1]), mask).tolist() == [0]
+        assert acc.top_k.tolist() == [[1]]

@@ -22,13 +22,14 @@ import dataclasses
 import itertools
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import scipy.sparse
 import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
 from trainer.data import dataset as data_lib
 from trainer.data import example_schema as es
@@ -191,9 +192,7 @@ class Cooccurrence:
                 cols.append(before)
                 weights.append(np.full(len(before), 1.0 / distance))
         matrix = scipy.sparse.csr_matrix(
-            (np.concatenate(weights) if weights else np.zeros(0),
-             (np.concatenate(rows) if rows else np.zeros(0, int), np.concatenate(cols) if cols else np.zeros(0, int))),
-            shape=(n, n),
+            (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
         )
         matrix.sum_duplicates()
         row_sums = np.asarray(matrix.sum(axis=1)).reshape(-1)
@@ -213,7 +212,7 @@ class Cooccurrence:
 
     def voters(self, batch: ev.Batch) -> scipy.sparse.csr_matrix:
         """[B, N] sparse weights w_k of the last `history` items (normalised to sum 1 per row)."""
-        history = ev._strings(batch[es.HISTORY_ITEM_IDS])  # [B, T], padding "" at the end
+        history = ev.decode_strings(batch[es.HISTORY_ITEM_IDS])  # [B, T], padding "" at the end
         lengths = (history != "").sum(axis=1)
         rows, cols, weights = [], [], []
         for k in range(self.params.history):  # k-th most recent item
@@ -290,24 +289,17 @@ def tune_cooccurrence(
     return best, scores
 
 
-class _TwoTowerModel:
-    """Built lazily so importing this module does not import TFRS."""
+class TwoTowerRetrieval(tfrs.Model):
+    """The tutorial's model: two towers wired to an in-batch softmax retrieval task."""
 
-    @staticmethod
-    def build(user_model: tf.keras.Model, item_model: tf.keras.Model) -> tf.keras.Model:
-        import tensorflow_recommenders as tfrs  # pylint: disable=g-import-not-at-top
+    def __init__(self, user_model: tf.keras.Model, item_model: tf.keras.Model):
+        super().__init__()
+        self.user_model = user_model
+        self.item_model = item_model
+        self.task = tfrs.tasks.Retrieval()
 
-        class TwoTower(tfrs.Model):
-            def __init__(self):
-                super().__init__()
-                self.user_model = user_model
-                self.item_model = item_model
-                self.task = tfrs.tasks.Retrieval()  # in-batch softmax
-
-            def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-                return self.task(self.user_model(features["user_id"]), self.item_model(features["item_id"]))
-
-        return TwoTower()
+    def compute_loss(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        return self.task(self.user_model(features["user_id"]), self.item_model(features["item_id"]))
 
 
 class TwoTowerIds:
@@ -362,7 +354,7 @@ class TwoTowerIds:
             raise ValueError("`train_events` is empty: nothing to train the two-tower baseline on.")
         self.user_model = self._tower(users, self.seed)
         item_model = self._tower(index.to_numpy(), self.seed + 1)
-        model = _TwoTowerModel.build(self.user_model, item_model)
+        model = TwoTowerRetrieval(self.user_model, item_model)
         model.compile(optimizer=tf.keras.optimizers.Adagrad(learning_rate=self.learning_rate))
         pairs = tf.data.Dataset.from_tensor_slices({
             "user_id": train_events["user_id"].astype(str).to_numpy(),

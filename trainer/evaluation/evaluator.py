@@ -63,8 +63,8 @@ def _numpy(value: Any) -> np.ndarray:
     return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
 
 
-def _strings(value: Any) -> np.ndarray:
-    """[...] object array of str from a tf string tensor / bytes / str array."""
+def decode_strings(value: Any) -> np.ndarray:
+    """[...] object array of str from a tf string tensor, or a bytes / str array (same shape)."""
     array = _numpy(value)
     if array.dtype == object or array.dtype.kind == "S":
         flat = [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in array.reshape(-1)]
@@ -74,7 +74,11 @@ def _strings(value: Any) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Catalogue:
-    """The ranked catalogue: ids [N] object (str) in catalogue order, train_counts [N] int64."""
+    """The ranked catalogue: ids [N] object (str) in catalogue order, train_counts [N] int64.
+
+    Only what evaluation needs; `trainer.models.catalogue.Catalogue` (same
+    fields, same order) can be passed wherever this is taken.
+    """
 
     ids: np.ndarray
     train_counts: np.ndarray
@@ -87,7 +91,7 @@ def load_catalogue(data_dir: str) -> Catalogue:
     """Item ids and training counts from `<data_dir>/items.tfrecord.gz`, in catalogue order."""
     ids, counts = [], []
     for batch in data_lib.make_item_dataset(data_dir, batch_size=8192):
-        ids.append(_strings(batch["item_id"]))
+        ids.append(decode_strings(batch["item_id"]))
         counts.append(_numpy(batch["train_count"]).astype(np.int64))
     if not ids:
         raise ValueError(f"The catalogue in {data_dir!r} is empty: nothing to rank.")
@@ -105,9 +109,11 @@ class SeenItems:
 
     The position of a target in its user's sequence is found from
     (user_id, target_timestamp); when several events of the user share that
-    second, the example's history (its length, and its last item) tells which
-    one is the target, exactly as the example was built (events at one second
-    keep read order). Lookups are vectorised per batch.
+    second, the example's history window tells which one is the target (its
+    length when shorter than the window, else its contents), exactly as the
+    example was built (events at one second keep read order). Lookups are
+    vectorised per batch; only full windows at a shared second are matched one
+    by one.
     """
 
     def __init__(
@@ -259,11 +265,11 @@ class SeenItems:
         history_item_ids [B, T] (the same-second tie-break). The target event
         itself is never counted (an earlier event of the same item is).
         """
-        user_ids = _strings(batch[es.USER_ID]).reshape(-1)
+        user_ids = decode_strings(batch[es.USER_ID]).reshape(-1)
         stamps = _numpy(batch[es.TARGET_TIMESTAMP]).reshape(-1)
         history_items = lengths = None
         if es.HISTORY_ITEM_IDS in batch:
-            history = _strings(batch[es.HISTORY_ITEM_IDS])  # [B, T], "" padding at the end
+            history = decode_strings(batch[es.HISTORY_ITEM_IDS])  # [B, T], "" padding at the end
             lengths = (history != "").sum(axis=1)
             history_items = self.item_indices(history)
         starts, ends = self.ranges(user_ids, stamps, history_items, lengths)
@@ -343,7 +349,7 @@ def repeat_share(examples: tf.data.Dataset | Iterable[Batch], catalogue_ids: np.
     index = pd.Index(np.asarray(catalogue_ids).astype(str))
     repeats = total = 0
     for batch in examples:
-        targets = index.get_indexer(_strings(batch[es.TARGET_ITEM_ID]).reshape(-1))
+        targets = index.get_indexer(decode_strings(batch[es.TARGET_ITEM_ID]).reshape(-1))
         known = targets >= 0
         counts = seen.counts(batch)
         rows = np.flatnonzero(known)
@@ -371,10 +377,10 @@ def evaluate_ranking(
     Args:
       score_fn: batch -> [B, N] float scores (tf.Tensor or np.ndarray) in the
         order of `catalogue_ids`; higher is better.
-      examples: batches from `trainer.data.dataset.make_dataset`, or any iterable
-        of such dicts (tensors or numpy arrays) (with at
-        least user_id, target_item_id, target_timestamp [B]; history_item_ids
-        [B, T] makes same-second targets exact).
+      examples: batches from `trainer.data.dataset.make_dataset`, or any
+        iterable of such dicts of tensors or numpy arrays: at least user_id,
+        target_item_id, target_timestamp [B]; history_item_ids [B, T] makes the
+        seen items exact when several events share the target's second.
       catalogue_ids: [N] str item ids, the ranked catalogue, in score order.
       seen: the users' earlier items (`SeenItems.from_events` on events.parquet).
       ks / ndcg_ks: HR and NDCG cut-offs.
@@ -403,7 +409,7 @@ def evaluate_ranking(
     for step, batch in enumerate(examples):
         if max_batches is not None and step >= max_batches:
             break
-        target_ids = _strings(batch[es.TARGET_ITEM_ID]).reshape(-1)
+        target_ids = decode_strings(batch[es.TARGET_ITEM_ID]).reshape(-1)
         targets = index.get_indexer(target_ids).astype(np.int64)
         if (targets < 0).any():
             raise ValueError(
@@ -424,14 +430,12 @@ def evaluate_ranking(
         targets_all.append(targets)
         for field in SLICE_FIELDS:
             if field in batch:
-                value = batch[field]
-                fields.setdefault(field, []).append(
-                    _strings(value) if _numpy(value).dtype == object else _numpy(value)
-                )
+                value = _numpy(batch[field]).reshape(-1)
+                fields.setdefault(field, []).append(decode_strings(value) if value.dtype == object else value)
         now = time.time()
         if now >= next_report:
-            log.info("Evaluating %s: %d examples, %.0f examples/s", name, sum(map(len, targets_all)),
-                     sum(map(len, targets_all)) / (now - started))
+            done = sum(map(len, targets_all))
+            log.info("Evaluating %s: %d examples, %.0f examples/s", name, done, done / (now - started))
             next_report = now + 30
     if not targets_all:
         raise ValueError("`examples` is empty: nothing to evaluate.")

@@ -169,6 +169,20 @@ def top_k_indices(scores: np.ndarray, k: int, exclude: Exclusion | None = None) 
     return np.take_along_axis(part, order, axis=1).astype(np.int64)
 
 
+def _without_targets(exclude: Exclusion, targets: np.ndarray) -> Exclusion:
+    """`exclude` ([U, N] dense bool or sparse) with each row's target column cleared."""
+    rows = np.arange(len(targets))
+    if scipy.sparse.issparse(exclude):
+        marks = scipy.sparse.csr_matrix((np.ones(len(rows)), (rows, targets)), shape=exclude.shape)
+        cleared = scipy.sparse.csr_matrix(exclude, dtype=np.float64)
+        cleared = (cleared - cleared.multiply(marks)).tocsr()
+        cleared.eliminate_zeros()
+        return cleared
+    cleared = np.array(exclude, dtype=bool, copy=True)
+    cleared[rows, targets] = False
+    return cleared
+
+
 def _check_ks(name: str, ks: Sequence[int]) -> tuple[int, ...]:
     ks = tuple(int(k) for k in ks)
     if any(k < 1 for k in ks):
@@ -266,8 +280,11 @@ class RankingAccumulator:
         scores = _as_numpy(scores)
         if scores.ndim != 2 or scores.shape[1] != self.num_items:
             raise ValueError(f"`scores` must be [B, {self.num_items}]. Received: scores.shape={scores.shape}")
+        targets = _as_numpy(targets)
         ranks = target_ranks(scores, targets, exclude)
         self._ranks.append(ranks)
+        if exclude is not None:
+            exclude = _without_targets(exclude, targets)  # the target stays recommendable
         self._top_k.append(top_k_indices(scores, self.coverage_k, exclude))
         return ranks
 

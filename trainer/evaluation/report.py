@@ -1,16 +1,18 @@
 """metrics.json and the evaluation report (Markdown + PNG plots) a person reads.
 
-metrics.json has exactly this shape (absent values are null, never NaN):
-  {"dataset": {name and counts},
-   "protocol": "... primary filter: <unfiltered|seen_filtered> ...",
+metrics.json has exactly these top-level keys (absent values are null, never NaN):
+  {"dataset": {"name", "split", "users", "items", "events", "*_examples"},
+   "protocol": "... primary filter: <unfiltered|seen_filtered>",
    "primary": "<model name>",
    "models": {"<name>": {"unfiltered": {hr@10, ndcg@10, hr@20, ndcg@20, hr@50, mrr, coverage},
-                         "seen_filtered": {...}}},
-   "behaviour": {auc, accuracy, precision, recall, f1},
-   "slices": {slicing: {slice: {count, metric...}}},
-   "train": {epochs, seconds, examples_per_second}}
+                         "seen_filtered": {...}}, ...},          (the primary first)
+   "behaviour": {auc, accuracy, precision, recall, f1, [descriptive extras]},
+   "slices": {"<model name>": {slicing: {slice: {count, metric...}}}},
+   "train": {epochs, seconds, examples_per_second, [extras such as best_epoch]}}
 The primary filter mode is stated inside "protocol" (`protocol_text` writes it,
 `primary_filter_of` reads it back), so the top-level keys stay as above.
+`build_metrics` assembles the document, `write_metrics_json` writes it and
+`write_report` turns it into report.md with models.png, training.png, slices.png.
 
 Figures use `matplotlib.figure.Figure` on the Agg canvas (no pyplot state).
 """
@@ -50,12 +52,15 @@ _COLORS = ("#3b6ea5", "#e08a2c", "#5a9e4b", "#b8473d", "#7d5ba6", "#8c6d31", "#5
 ModelMetrics = Mapping[str, Mapping[str, float | None]]  # filter -> metric -> value
 
 
-def protocol_text(primary_filter: str, num_items: int, split: str = "test", split_kind: str = "leave-one-out") -> str:
+def protocol_text(
+    primary_filter: str, num_items: int | None, split: str = "test", split_kind: str = "leave-one-out"
+) -> str:
     """The protocol sentence of metrics.json, naming the primary filter mode."""
     if primary_filter not in ev.FILTERS:
         raise ValueError(f"`primary_filter` must be one of {ev.FILTERS}. Received: primary_filter={primary_filter!r}")
+    items = f"all {num_items} catalogue items" if num_items else "every catalogue item"
     return (
-        f"{split_kind} split, {split} targets; all {num_items} catalogue items ranked per target; "
+        f"{split_kind} split, {split} targets; {items} ranked per target; "
         "rank = other items scoring >= the target (pessimistic ties); HR@k, NDCG@k within k, MRR over the "
         "full ranking; seen_filtered removes every item of the user's earlier events (never the target); "
         f"primary filter: {primary_filter}"
@@ -69,11 +74,12 @@ def primary_filter_of(metrics: Mapping[str, Any]) -> str:
 
 
 def dataset_summary(manifest: Mapping[str, Any], num_items: int | None = None) -> dict[str, Any]:
-    """{"name", "users", "items", "events", "train/validation/test_examples"} from a prepare manifest."""
+    """{"name", "split", "users", "items", "events", "train/validation/test_examples"} from a prepare manifest."""
     counts = manifest.get("counts", {})
     examples = counts.get("examples", {})
     return {
         "name": manifest.get("dataset", ""),
+        "split": manifest.get("split", {}).get("kind", ""),
         "users": counts.get("users"),
         "items": num_items if num_items is not None else counts.get("catalogue_items"),
         "events": counts.get("events", {}).get("kept"),
@@ -102,58 +108,81 @@ def _model_entry(model: ev.RankingResult | ModelMetrics) -> dict[str, dict[str, 
     return entry
 
 
+def _with_required(values: Mapping[str, Any] | None, required: Sequence[str]) -> dict[str, Any]:
+    """The required keys first (null when absent), then any extra descriptive keys."""
+    values = dict(values or {})
+    return {**{name: values.pop(name, None) for name in required}, **values}
+
+
 def build_metrics(
     *,
     dataset: Mapping[str, Any],
-    protocol: str,
     primary: str,
-    models: Mapping[str, ev.RankingResult | ModelMetrics],
-    behaviour: Mapping[str, float] | None = None,
-    slices: Mapping[str, Any] | None = None,
-    train: Mapping[str, float] | None = None,
+    primary_filter: str,
+    results: Mapping[str, ev.RankingResult | ModelMetrics],
+    behaviour: Mapping[str, Any] | None = None,
+    slices: Mapping[str, Mapping[str, Any]] | None = None,
+    train: Mapping[str, Any] | None = None,
+    protocol: str | None = None,
 ) -> dict[str, Any]:
-    """The metrics.json document (see the module docstring); the primary model first."""
-    if primary not in models:
-        raise ValueError(f"`primary` must name one of the models {list(models)}. Received: primary={primary!r}")
-    ordered = [primary] + [name for name in models if name != primary]
+    """The metrics.json document (see the module docstring), JSON-safe.
+
+    Args:
+      dataset: a prepare manifest (summarised by `dataset_summary`) or a dict of
+        the dataset's name and counts.
+      primary: the model the report is about; a key of `results`.
+      primary_filter: "unfiltered" or "seen_filtered" (`evaluator.resolve_primary_filter`).
+      results: model name -> RankingResult, or {"unfiltered": {...}, "seen_filtered": {...}};
+        written primary first.
+      behaviour: `metrics.binary_metrics` of the behaviour head, optionally with
+        descriptive extras (e.g. "positive", "count"); None: nulls.
+      slices: model name -> `slices.slice_metrics` (the report shows the primary's).
+      train: {"epochs", "seconds", "examples_per_second"} plus extras (e.g.
+        "best_epoch"); None: nulls.
+      protocol: the protocol sentence; default `protocol_text(primary_filter, N)`.
+    """
+    if primary not in results:
+        raise ValueError(f"`primary` must name one of the results {list(results)}. Received: primary={primary!r}")
+    if primary_filter not in ev.FILTERS:
+        raise ValueError(f"`primary_filter` must be one of {ev.FILTERS}. Received: primary_filter={primary_filter!r}")
+    unknown = sorted(set(slices or {}) - set(results))
+    if unknown:
+        raise ValueError(f"`slices` must be keyed by model name {list(results)}. Received unknown keys: {unknown}")
+    first = results[primary]
+    num_items = first.num_items if isinstance(first, ev.RankingResult) else None
+    summary = dataset_summary(dataset, num_items) if "features" in dataset and "counts" in dataset else dict(dataset)
+    if protocol is None:
+        split_kind = summary.get("split") or "leave-one-out"
+        protocol = protocol_text(primary_filter, summary.get("items") or num_items, split_kind=split_kind)
+    elif _PRIMARY_FILTER.search(protocol) is None:
+        protocol = f"{protocol.rstrip('. ')}; primary filter: {primary_filter}"
+    elif primary_filter_of({"protocol": protocol}) != primary_filter:
+        raise ValueError(f"`protocol` names another primary filter than primary_filter={primary_filter!r}: {protocol!r}")
+    ordered = [primary] + [name for name in results if name != primary]
     document = {
-        "dataset": dict(dataset),
+        "dataset": summary,
         "protocol": protocol,
         "primary": primary,
-        "models": {name: _model_entry(models[name]) for name in ordered},
-        "behaviour": {name: (behaviour or {}).get(name) for name in BEHAVIOUR_METRICS},
-        "slices": dict(slices or {}),
-        "train": {name: (train or {}).get(name) for name in TRAIN_FIELDS},
+        "models": {name: _model_entry(results[name]) for name in ordered},
+        "behaviour": _with_required(behaviour, BEHAVIOUR_METRICS),
+        "slices": {name: dict(slices[name]) for name in ordered if slices and name in slices},
+        "train": _with_required(train, TRAIN_FIELDS),
     }
     return _clean(document)
 
 
-def write_metrics_json(
-    path: str,
-    *,
-    dataset: Mapping[str, Any],
-    protocol: str,
-    primary: str,
-    models: Mapping[str, ev.RankingResult | ModelMetrics],
-    behaviour: Mapping[str, float] | None = None,
-    slices: Mapping[str, Any] | None = None,
-    train: Mapping[str, float] | None = None,
-) -> dict[str, Any]:
-    """Writes metrics.json to `path` (a file, or a directory to put metrics.json in); returns the document.
+def write_metrics_json(path: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Writes the `build_metrics` document to `path` (a .json file, or a directory for metrics.json).
 
-    Args:
-      dataset: dataset name and counts (`dataset_summary`).
-      protocol: `protocol_text(...)`, which names the primary filter mode.
-      primary: the model the report is about; a key of `models`.
-      models: name -> RankingResult, or {"unfiltered": {...}, "seen_filtered": {...}}.
-      behaviour: `metrics.binary_metrics` of the behaviour head (None: nulls).
-      slices: `slices.slice_metrics` of the primary model.
-      train: {"epochs", "seconds", "examples_per_second"} (None: nulls).
+    Returns the document as written (strict JSON: NaN became null). Raises
+    ValueError when `metrics` lacks a top-level key of `TOP_LEVEL_KEYS`.
     """
-    document = build_metrics(
-        dataset=dataset, protocol=protocol, primary=primary, models=models,
-        behaviour=behaviour, slices=slices, train=train,
-    )
+    keys = list(metrics)
+    if sorted(keys) != sorted(TOP_LEVEL_KEYS):
+        raise ValueError(
+            f"`metrics` must have exactly the keys {list(TOP_LEVEL_KEYS)} (use `build_metrics`). Received: {keys}"
+        )
+    document = _clean({key: metrics[key] for key in TOP_LEVEL_KEYS})
     if not path.endswith(".json"):
         path = os.path.join(path, METRICS_FILE)
     io.makedirs(os.path.dirname(path) or ".")
@@ -224,25 +253,30 @@ def plot_training(path: str, history: Mapping[str, Sequence[float]]) -> None:
     _save(figure, path)
 
 
-def plot_slices(path: str, slices: Mapping[str, Mapping[str, Mapping[str, Any]]], metric: str = "hr@10") -> None:
-    """One panel per slicing: bars of `metric` per slice, annotated with the example count."""
-    slicings = [name for name, groups in slices.items() if groups]
-    figure = _figure(4.2 * max(len(slicings), 1), 3.6)
+def plot_slices(
+    path: str, slices: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]], metric: str = "hr@10"
+) -> None:
+    """One row per slicing: per slice, one bar per model (`slices`: model -> slicing -> slice -> stats)."""
+    models = list(slices)
+    primary = slices[models[0]]
+    slicings = [name for name, groups in primary.items() if groups]
+    figure = _figure(10.0, 3.0 * max(len(slicings), 1))
+    width = 0.8 / max(len(models), 1)
     for i, slicing in enumerate(slicings):
-        groups = slices[slicing]
-        labels = list(groups)
-        values = [_value(groups[g].get(metric)) for g in labels]
-        values = [v if np.isfinite(v) else 0.0 for v in values]  # an empty slice shows as n=0
-        ax = figure.add_subplot(1, len(slicings), i + 1)
-        bars = ax.bar(np.arange(len(labels)), values, color=_COLORS[i % len(_COLORS)])
-        ax.bar_label(bars, labels=[f"n={groups[g]['count']}" for g in labels], fontsize=7, padding=1)
-        crowded = len(labels) > 4
-        ax.set_xticks(
-            np.arange(len(labels)), labels, rotation=35 if crowded else 0, ha="right" if crowded else "center", fontsize=8
-        )
-        ax.set_title(slicing.replace("_", " "))
+        labels = list(primary[slicing])
+        ax = figure.add_subplot(len(slicings), 1, i + 1)
+        x = np.arange(len(labels))
+        for j, model in enumerate(models):
+            groups = slices[model].get(slicing, {})
+            values = [_value(groups.get(g, {}).get(metric)) for g in labels]
+            values = [v if np.isfinite(v) else 0.0 for v in values]  # an empty slice shows as 0
+            ax.bar(x + (j - (len(models) - 1) / 2) * width, values, width, label=model,
+                   color=_COLORS[j % len(_COLORS)], edgecolor="black" if j == 0 else "none", linewidth=0.8)
+        ax.set_xticks(x, [f"{g}\nn={primary[slicing][g]['count']}" for g in labels], fontsize=8)
+        ax.set_title(slicing.replace("_", " "), fontsize=10)
         ax.set_ylabel(metric.upper())
-        ax.set_ylim(0, max(0.05, 1.2 * max(values, default=0.0)))
+        if i == 0:
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     _save(figure, path)
 
 
@@ -286,6 +320,22 @@ def _comparison(metrics: Mapping[str, Any], filter_name: str) -> str:
         f"NDCG@10 ({filter_name}): {primary} {value:.4f} vs the best baseline, {best}, "
         f"{reference:.4f} ({change})."
     )
+
+
+def _slice_section(metrics: Mapping[str, Any], primary_filter: str) -> list[str]:
+    slices = metrics["slices"]
+    models = list(slices)
+    primary = models[0]
+    lines = [f"## Slices ({primary_filter}; HR@10 per model, NDCG@10 and MRR of {primary})", ""]
+    for slicing, groups in slices[primary].items():
+        lines += [f"### {slicing.replace('_', ' ')}", ""]
+        header = ["slice", "count"] + [f"{m} HR@10" for m in models] + [f"{primary} NDCG@10", f"{primary} MRR"]
+        rows = []
+        for label, stats in groups.items():
+            hr = [slices[m].get(slicing, {}).get(label, {}).get("hr@10") for m in models]
+            rows.append([label, stats.get("count")] + hr + [stats.get("ndcg@10"), stats.get("mrr")])
+        lines += _table(header, rows) + [""]
+    return lines
 
 
 def write_report(path_dir: str, metrics: Mapping[str, Any], history: Mapping[str, Sequence[float]] | None = None) -> str:
@@ -339,13 +389,7 @@ def write_report(path_dir: str, metrics: Mapping[str, Any], history: Mapping[str
 
     slices = metrics["slices"]
     if slices:
-        lines += [f"## Slices ({metrics['primary']}, {primary_filter})", ""]
-        for slicing, groups in slices.items():
-            lines += [f"### {slicing.replace('_', ' ')}", ""]
-            lines += _table(
-                ["slice", "count", "HR@10", "NDCG@10", "MRR"],
-                [[g, s.get("count"), s.get("hr@10"), s.get("ndcg@10"), s.get("mrr")] for g, s in groups.items()],
-            ) + [""]
+        lines += _slice_section(metrics, primary_filter)
         plot_slices(os.path.join(path_dir, "slices.png"), slices)
         lines += [
             "Cold items had no training-period events; time of day is the request's local time; regions are "

@@ -67,7 +67,13 @@ class CandidateTower(tf.keras.layers.Layer):
         self.output_layer = tf.keras.layers.Dense(model_config.embedding_dim, name="item_output")
 
     def call(self, features: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
-        parts = [self.item_embedding(self.item_lookup(features["item_id"]))]
+        ids = self.item_lookup(features["item_id"])
+        if training and self.model_config.id_dropout > 0:
+            # Id dropout (as in DropoutNet): some known items are seen as unknown, so the
+            # tower learns to place an item from its content alone, as for a new item.
+            dropped = tf.random.uniform(tf.shape(ids)) < self.model_config.id_dropout
+            ids = tf.where(tf.logical_and(dropped, ids > 0), tf.ones_like(ids), ids)
+        parts = [self.item_embedding(ids)]
         if self.use_category:
             categories = tf.strings.split(features["category"], sep="|")  # ragged [N, (c)]
             ids = tf.ragged.map_flat_values(self.category_lookup, tf.strings.strip(categories))

@@ -86,6 +86,7 @@ class Recommender(tfrs.Model):
         feature_config: FeatureConfig,
         text_vectors: np.ndarray | None = None,
         predict_value: bool = False,
+        text_encoder: tf.keras.layers.Layer | None = None,
     ):
         super().__init__()
         if text_vectors is not None and len(text_vectors) != len(catalogue):
@@ -104,8 +105,21 @@ class Recommender(tfrs.Model):
             "longitude": tf.constant(features["longitude"]),
             "price": tf.constant(features["price"]),
         }
+        # Fine-tuning: positives get fresh text vectors from the trainable encoder;
+        # the catalogue table (history items, full-catalogue scoring) is re-encoded
+        # after every epoch (`refresh_text_vectors`), so it is at most one epoch stale.
+        self.text_encoder = text_encoder
+        if text_encoder is not None and text_vectors is None:
+            raise ValueError("`text_vectors` (the initial catalogue encoding) are required with a `text_encoder`.")
+        if text_encoder is not None and model_config.retrieval != RetrievalMode.IN_BATCH:
+            raise ValueError(
+                "Fine-tuning the text tower needs retrieval=in-batch (positives are re-encoded per step). "
+                f"Received: retrieval={model_config.retrieval.value}"
+            )
+        self.catalogue_texts = tf.constant(catalogue.texts.astype(str))
         if text_vectors is not None:
-            self.catalogue_features["text_vector"] = tf.constant(text_vectors.astype(np.float32))
+            self.text_table = tf.Variable(text_vectors.astype(np.float32), trainable=False, name="text_table")
+            self.catalogue_features["text_vector"] = self.text_table
         counts = catalogue.train_counts.astype(np.float64)
         # Sampling probability of each item as an in-batch positive (logQ correction).
         self.item_probability = tf.constant(np.maximum(counts, 1.0) / max(counts.sum(), 1.0), tf.float32)
@@ -145,6 +159,26 @@ class Recommender(tfrs.Model):
         self.value_task = tfrs.tasks.Ranking(loss=tf.keras.losses.MeanSquaredError(reduction=sum_loss))
 
     # ---- towers -------------------------------------------------------------
+
+    def refresh_text_vectors(self, batch_size: int = 256) -> None:
+        """Re-encodes every catalogue text with the (fine-tuned) encoder."""
+        if self.text_encoder is None:
+            return
+        parts = [
+            self.text_encoder(self.catalogue_texts[start : start + batch_size], training=False)
+            for start in range(0, self.num_items, batch_size)
+        ]
+        self.text_table.assign(tf.concat(parts, axis=0))
+
+    def positive_vectors(self, target_index: tf.Tensor, catalogue: tf.Tensor, training: bool) -> tf.Tensor:
+        """[B, D] target item vectors (re-encoding their text when fine-tuning)."""
+        if self.text_encoder is None:
+            padded = tf.concat([tf.zeros([PAD_ROWS, tf.shape(catalogue)[1]]), catalogue], axis=0)
+            return tf.gather(padded, target_index)
+        rows = tf.maximum(target_index - PAD_ROWS, 0)
+        features = {name: tf.gather(values, rows) for name, values in self.catalogue_features.items()}
+        features["text_vector"] = self.text_encoder(tf.gather(self.catalogue_texts, rows), training=training)
+        return self.candidate_tower(features, training=training)
 
     def catalogue_vectors(self, training: bool = False) -> tf.Tensor:
         """[N, D] unit vectors of every catalogue item."""
@@ -214,8 +248,7 @@ class Recommender(tfrs.Model):
     def compute_loss(self, batch: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         out = self.forward(batch, training=training)
         target_index = self.catalogue_lookup(batch[es.TARGET_ITEM_ID])
-        padded = tf.concat([tf.zeros([PAD_ROWS, tf.shape(out.catalogue)[1]]), out.catalogue], axis=0)
-        positives = tf.gather(padded, target_index)
+        positives = self.positive_vectors(target_index, out.catalogue, training)
         repeat = labels.is_repeat(batch) if self.repeat_head is not None else tf.zeros_like(out.query[:, 0])
         explore_weight = 1.0 - repeat
         if self.model_config.retrieval == RetrievalMode.FULL:

@@ -354,7 +354,7 @@ class TextEncoder(tf.keras.layers.Layer):
           token_ids: [B, L] int32 from `BertTokenizerLayer`.
           padding_mask: [B, L] int32; 1 = real token, 0 = padding.
         """
-        bert_training = bool(training) if self.trainable_layers > 0 else False
+        bert_training = training if self.trainable_layers > 0 else False  # frozen: never dropout
         padding_mask = tf.cast(padding_mask, tf.int32)
         outputs = self.bert.bert(
             input_ids=token_ids,

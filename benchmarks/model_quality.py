@@ -1,0 +1,98 @@
+"""Model quality against the peers in ../shared/benchmarks/PEERS.md, and the cold-item gain of text.
+
+Runs the real CLI (`python -m trainer.task --stage=all`) in subprocesses and
+prints, side by side from the same runs:
+  1. MovieLens-100K (seen items removed) and Foursquare NYC (unfiltered):
+     the model's HR@10 / NDCG@10 against the best peer, as ratios (target >= 1.10),
+     plus our own baselines and the training time to the best epoch;
+  2. cold items: HR@50 on the cold-item slice of the synthetic world with the text
+     tower on vs off (target >= 3x).
+
+Usage: python benchmarks/model_quality.py [--only movielens|foursquare|cold] [--work-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+PEERS = SHARED / "benchmarks" / "peers.json"
+DATASETS = {
+    "movielens": dict(
+        name="movielens-100k", mode="seen_filtered",
+        flags=["--data=movielens-100k", f"--data-path={SHARED / 'data' / 'movielens-100k'}"],
+    ),
+    "foursquare": dict(
+        name="foursquare-nyc", mode="unfiltered",
+        flags=["--data=foursquare-csv", f"--data-path={SHARED / 'data' / 'foursquare-nyc'}",
+               "--timezone=America/New_York"],
+    ),
+}
+
+
+def run_job(job_dir: pathlib.Path, flags: list[str]) -> tuple[dict, float]:
+    started = time.time()
+    command = [sys.executable, "-m", "trainer.task", "--stage=all", f"--job-dir={job_dir}", *flags]
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+    return json.loads((job_dir / "metrics.json").read_text()), time.time() - started
+
+
+def quality(key: str, work: pathlib.Path, extra: list[str]) -> None:
+    spec = DATASETS[key]
+    if not (SHARED / "data").exists():
+        print(f"skip {key}: ../shared/data is absent")
+        return
+    metrics, seconds = run_job(work / key, spec["flags"] + extra)
+    peers = json.loads(PEERS.read_text())[spec["name"]]
+    mode = spec["mode"]
+    print(f"\n== {spec['name']} ({mode}); whole run {seconds:.0f} s; training {metrics['train']}")
+    print(f"{'model':28s} {'HR@10':>8s} {'NDCG@10':>8s} {'HR@20':>8s} {'NDCG@20':>8s} {'MRR':>8s}")
+    rows = [(name, m[mode]) for name, m in metrics["models"].items()]
+    rows += [(f"peer:{name}", p[mode]) for name, p in peers.items()]
+    for name, m in rows:
+        print(f"{name:28s} " + " ".join(f"{m.get(k, float('nan')):8.4f}" for k in ("hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr")))
+    ours = metrics["models"][metrics["primary"]][mode]
+    for metric in ("hr@10", "ndcg@10"):
+        best_name, best = max(((n, p[mode][metric]) for n, p in peers.items()), key=lambda x: x[1])
+        print(f"{metric}: model {ours[metric]:.4f} / best peer {best_name} {best:.4f} = {ours[metric] / best:.3f}x (target >= 1.10)")
+
+
+def cold(work: pathlib.Path, extra: list[str]) -> None:
+    hr = {}
+    for mode in ("frozen", "off"):
+        metrics, seconds = run_job(work / f"cold-{mode}", [f"--text-mode={mode}", "--baselines=", *extra])
+        item_slices = metrics["slices"][metrics["primary"]]["item"]
+        cold_slice = item_slices["cold"]
+        hr[mode] = cold_slice.get("hr@50") or 0.0
+        print(f"text {mode}: cold-item slice n={cold_slice['count']} HR@50 {hr[mode]:.4f}; "
+              f"all HR@50 {metrics['models'][metrics['primary']]['unfiltered']['hr@50']:.4f} ({seconds:.0f} s)")
+    ratio = hr["frozen"] / hr["off"] if hr["off"] else float("inf")
+    print(f"cold-item HR@50, text on / off = {ratio:.2f}x (target >= 3)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["movielens", "foursquare", "cold"], action="append")
+    parser.add_argument("--work-dir", default="")
+    parser.add_argument("extra", nargs="*", help="extra trainer flags, after --")
+    args = parser.parse_args()
+    work = pathlib.Path(args.work_dir or tempfile.mkdtemp(prefix="model-quality-"))
+    print(f"work dir: {work}; cores: {os.cpu_count()}")
+    for key in args.only or ["movielens", "foursquare", "cold"]:
+        if key == "cold":
+            cold(work, args.extra)
+        else:
+            quality(key, work, args.extra)
+
+
+if __name__ == "__main__":
+    main()
