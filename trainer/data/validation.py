@@ -374,22 +374,19 @@ def filter_min_counts(
         )
     kept = events
     removed: list[pd.DataFrame] = []
-    while True:
-        item_counts = kept.groupby(schema.ITEM_ID)[schema.ITEM_ID].transform("size").to_numpy()
-        drop_items = item_counts < min_item_events
-        if drop_items.any():
-            out = kept[drop_items].copy()
-            out.insert(0, REASON, [f"item has {c} events < min_item_events={min_item_events}" for c in item_counts[drop_items]])
-            removed.append(out)
-            kept = kept[~drop_items]
-        user_counts = kept.groupby(schema.USER_ID)[schema.USER_ID].transform("size").to_numpy()
-        drop_users = user_counts < min_user_events
-        if drop_users.any():
-            out = kept[drop_users].copy()
-            out.insert(0, REASON, [f"user has {c} events < min_user_events={min_user_events}" for c in user_counts[drop_users]])
-            removed.append(out)
-            kept = kept[~drop_users]
-        if not drop_items.any() and not drop_users.any():
-            break
+    rules = ((schema.ITEM_ID, "item", "min_item_events", min_item_events),
+             (schema.USER_ID, "user", "min_user_events", min_user_events))
+    changed = True
+    while changed:  # removing items can push users under their minimum, and back
+        changed = False
+        for column, what, name, minimum in rules:
+            counts = kept.groupby(column)[column].transform("size").to_numpy()
+            drop = counts < minimum
+            if drop.any():
+                out = kept[drop].copy()
+                out.insert(0, REASON, [f"{what} has {c} events < {name}={minimum}" for c in counts[drop]])
+                removed.append(out)
+                kept = kept[~drop]
+                changed = True
     filtered = pd.concat(removed, ignore_index=True) if removed else kept.iloc[:0].assign(**{REASON: []})
     return kept.reset_index(drop=True), filtered
