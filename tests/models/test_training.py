@@ -1,0 +1,54 @@
+"""Training: resumes after a kill from the last epoch's backup; early stopping; saved weights."""
+
+import os
+
+import pytest
+
+from trainer import training
+from trainer.config import Config, ModelConfig, TextConfig, TextMode, TrainConfig
+
+SMALL = ModelConfig(embedding_dim=8, id_embedding_dim=8, gru_units=(8,))
+
+
+class Killed(RuntimeError):
+    pass
+
+
+def _config(job):
+    return Config(job_dir=str(job), model=SMALL, text=TextConfig(mode=TextMode.OFF),
+                  train=TrainConfig(epochs=3, batch_size=64, patience=5))
+
+
+def test_resumes_after_a_kill(tiny_data_dir, tmp_path, monkeypatch):
+    config = _config(tmp_path)
+    factory = lambda: training.build_model(config, tiny_data_dir, None)  # noqa: E731
+    calls = []
+    original = training.ValidationCallback.on_epoch_begin
+
+    def kill_at_second_epoch(self, epoch, logs=None):
+        calls.append(epoch)
+        if epoch == 1 and calls.count(1) == 1:
+            raise Killed("simulated kill during epoch 2")
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(training.ValidationCallback, "on_epoch_begin", kill_at_second_epoch)
+    with pytest.raises(Killed):
+        training.train(config, tiny_data_dir, factory, lambda model: 0.5)
+    assert os.path.isdir(os.path.join(config.resolved_checkpoint_dir(), "backup"))
+    result = training.train(config, tiny_data_dir, factory, lambda model: 0.5)
+    # The rerun starts at epoch 2 (index 1): epoch 1 is not trained again.
+    assert calls == [0, 1, 1, 2]
+    assert result.epochs == 2
+    assert os.path.exists(os.path.join(config.resolved_model_dir(), "weights", "model.index"))
+    assert os.listdir(config.resolved_tensorboard_dir())
+
+
+def test_early_stopping_keeps_the_best_epoch(tiny_data_dir, tmp_path):
+    config = Config(job_dir=str(tmp_path), model=SMALL, text=TextConfig(mode=TextMode.OFF),
+                    train=TrainConfig(epochs=6, batch_size=64, patience=1))
+    scores = iter([0.1, 0.3, 0.2, 0.25, 0.9, 0.9])
+    result = training.train(config, tiny_data_dir, lambda: training.build_model(config, tiny_data_dir, None),
+                             lambda model: next(scores))
+    # Best 0.3 at epoch 2; epoch 3 is worse and patience 1 stops there.
+    assert result.epochs == 3 and result.best_epoch == 2
+    assert result.history["val_ndcg@10"] == [0.1, 0.3, 0.2]
