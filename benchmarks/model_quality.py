@@ -22,6 +22,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from trainer.evaluation.report import primary_filter_of  # noqa: E402
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 PEERS = SHARED / "benchmarks" / "peers.json"
@@ -67,14 +70,24 @@ def quality(key: str, work: pathlib.Path, extra: list[str]) -> None:
 
 
 def cold(work: pathlib.Path, extra: list[str]) -> None:
+    """Cold-item HR@50 with text on / off, and with text pretrained on the catalogue (MLM)."""
     hr = {}
-    for mode in ("frozen", "off"):
-        metrics, seconds = run_job(work / f"cold-{mode}", [f"--text-mode={mode}", "--baselines=", *extra])
-        item_slices = metrics["slices"][metrics["primary"]]["item"]
-        cold_slice = item_slices["cold"]
+    runs = [("frozen", ["--text-mode=frozen"]), ("off", ["--text-mode=off"])]
+    pretrain_job = work / "cold-pretrained"
+    prep = [sys.executable, "-m", "trainer.task", f"--job-dir={pretrain_job}", *extra]
+    subprocess.run(prep[:3] + ["--stage=prepare"] + prep[3:], cwd=ROOT, check=True)
+    subprocess.run(prep[:3] + ["--stage=pretrain-text"] + prep[3:], cwd=ROOT, check=True)
+    mlm = json.loads((pretrain_job / "text_pretraining.json").read_text())
+    print(f"MLM on the catalogue text: held-out loss {mlm['heldout_loss_before']:.3f} -> {mlm['heldout_loss_after']:.3f}, "
+          f"accuracy {mlm['heldout_accuracy_before']:.3f} -> {mlm['heldout_accuracy_after']:.3f} ({mlm['seconds']:.0f} s)")
+    runs.append(("frozen+pretrained", ["--text-mode=frozen", f"--bert-path={pretrain_job / 'text_pretrained'}"]))
+    for mode, flags in runs:
+        metrics, seconds = run_job(work / f"cold-{mode.replace('+', '-')}", [*flags, "--baselines=", *extra])
+        cold_slice = metrics["slices"][metrics["primary"]]["item"]["cold"]
+        overall = metrics["models"][metrics["primary"]][primary_filter_of(metrics)]
         hr[mode] = cold_slice.get("hr@50") or 0.0
-        print(f"text {mode}: cold-item slice n={cold_slice['count']} HR@50 {hr[mode]:.4f}; "
-              f"all HR@50 {metrics['models'][metrics['primary']]['unfiltered']['hr@50']:.4f} ({seconds:.0f} s)")
+        print(f"text {mode}: cold-item slice n={cold_slice['count']} HR@50 {hr[mode]:.4f}; all HR@10 {overall['hr@10']:.4f} "
+              f"NDCG@10 {overall['ndcg@10']:.4f} HR@50 {overall['hr@50']:.4f} ({seconds:.0f} s)")
     ratio = hr["frozen"] / hr["off"] if hr["off"] else float("inf")
     print(f"cold-item HR@50, text on / off = {ratio:.2f}x (target >= 3)")
 

@@ -29,6 +29,7 @@ from trainer.evaluation import evaluator as ev
 from trainer.evaluation import metrics as metrics_lib
 from trainer.evaluation import report as report_lib
 from trainer.evaluation import slices as slices_lib
+from trainer.models import labels
 from trainer.models.catalogue import Catalogue
 from trainer.models.recommender import Recommender
 
@@ -68,7 +69,9 @@ def load_context(config: Config) -> Context:
 
 
 def _score_fn(model: Recommender):
-    score = tf.function(model.score_catalogue, reduce_retracing=True)
+    """batch -> [B, N] numpy scores; the catalogue's vectors are computed once per scorer."""
+    catalogue = model.catalogue_vectors(training=False)
+    score = tf.function(lambda batch: model.score_catalogue(batch, catalogue), reduce_retracing=True)
     return lambda batch: score(batch).numpy()
 
 
@@ -89,13 +92,22 @@ def train(config: Config, context: Context) -> training.TrainResult:
 
 
 def load_trained(config: Config, context: Context) -> Recommender:
-    """The model with the weights `train` saved in the model dir."""
-    path = os.path.join(config.resolved_model_dir(), training.WEIGHTS, "model")
-    if not io.exists(path + ".index"):
-        raise ValueError(f"No trained weights at {path!r}: run --stage=train first.")
-    model = training.build_model(config, context.data_dir, context.text_vectors)
-    model.compute_loss(next(iter(dataset.make_dataset(context.data_dir, "test", 8))))
-    model.load_weights(path).expect_partial()
+    """The model exactly as `train` left it: rebuilt from the config saved with its weights.
+
+    Model, feature and text settings come from `<model_dir>/config.json`, not from the
+    current flags, so evaluating never pairs weights with a different architecture.
+    """
+    model_dir = config.resolved_model_dir()
+    path = os.path.join(model_dir, training.WEIGHTS, "model")
+    config_path = os.path.join(model_dir, training.CONFIG_FILE)
+    if not io.exists(path + ".index") or not io.exists(config_path):
+        raise ValueError(f"No trained model in {model_dir!r}: run --stage=train first.")
+    trained = Config.from_json(io.read_bytes(config_path).decode("utf-8"))
+    if (trained.model, trained.features, trained.text) != (config.model, config.features, config.text):
+        log.warning("Evaluating with the model/feature/text settings the weights were trained with (%s).", config_path)
+    model = training.build_model(trained, context.data_dir, context.text_vectors)
+    model.compute_loss(next(iter(dataset.make_dataset(context.data_dir, "train", 8))))
+    model.load_weights(path).assert_existing_objects_matched()
     return model
 
 
@@ -109,22 +121,25 @@ def behaviour_metrics(model: Recommender, config: Config, context: Context) -> d
         return {"note": "no behaviour head: the data has one event type and no values"}
     types = list(model.event_type_lookup.get_vocabulary()[2:])
     positive_type = next((t for t in reversed(FUNNEL) if t in types), types[-1] if types else "")
-    labels, scores = [], []
+    truths, scores = [], []
+    catalogue = model.catalogue_vectors(training=False)
     for batch in dataset.make_dataset(context.data_dir, "test", EVAL_BATCH):
-        out = model.forward(batch)
+        out = model.forward(batch, catalogue=catalogue)
         predicted = model.behaviour(out, batch, model.catalogue_lookup(batch[es.TARGET_ITEM_ID]))
         if "event_type_logits" in predicted:
             probabilities = tf.nn.softmax(predicted["event_type_logits"]).numpy()
             scores.append(probabilities[:, types.index(positive_type)])
-            labels.append(batch[es.TARGET_EVENT_TYPE].numpy() == positive_type.encode())
+            truths.append(batch[es.TARGET_EVENT_TYPE].numpy() == positive_type.encode())
         else:
             value = batch[es.TARGET_VALUE].numpy()
-            known = ~np.isnan(value)
+            known = ~np.isnan(value) & (batch[es.TARGET_EVENT_TYPE].numpy() == labels.RATING.encode())
             threshold = config.model.rating_threshold
             # Predicted value -> probability of "liked" by a logistic around the threshold.
             scores.append(1.0 / (1.0 + np.exp(-(predicted["value"].numpy()[known] - threshold + 0.5) * 2.0)))
-            labels.append(value[known] >= threshold)
-    labels_all, scores_all = np.concatenate(labels), np.concatenate(scores)
+            truths.append(value[known] >= threshold)
+    labels_all, scores_all = np.concatenate(truths), np.concatenate(scores)
+    if len(labels_all) == 0:
+        return {"note": "no test target carries a behaviour label (e.g. no rating values)"}
     out = metrics_lib.binary_metrics(labels_all.astype(np.int64), scores_all)
     out["positive"] = positive_type if model.behaviour_head.event_type_output is not None else f"value >= {config.model.rating_threshold}"
     out["count"] = int(len(labels_all))

@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--bert-path", default="", help="local BERT checkpoint folder; default: packaged all-MiniLM-L6-v2")
     text.add_argument("--max-tokens", type=int, default=text_defaults.max_tokens)
     text.add_argument("--finetune-layers", type=int, default=text_defaults.finetune_layers)
+    text.add_argument("--bert-lowercase", action=argparse.BooleanOptionalAction, default=text_defaults.lowercase,
+                      help="lower-case text before WordPiece (uncased checkpoints); --no-bert-lowercase for cased ones")
     text.add_argument("--pretrain-epochs", type=int, default=2, help="--stage=pretrain-text: MLM epochs")
 
     model = parser.add_argument_group("model")
@@ -188,7 +190,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
         ),
         text=TextConfig(
             mode=TextMode(args.text_mode), bert_path=args.bert_path, max_tokens=args.max_tokens,
-            finetune_layers=args.finetune_layers,
+            finetune_layers=args.finetune_layers, lowercase=args.bert_lowercase,
         ),
         model=ModelConfig(
             embedding_dim=args.embedding_dim,

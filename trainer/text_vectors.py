@@ -24,10 +24,22 @@ VECTORS = "text_vectors.npy"
 FINGERPRINT = "text_vectors.json"
 
 
+def _checkpoint_files(bert_path: str) -> list[list[object]]:
+    """(name, size, mtime) of the checkpoint's files: a rewritten checkpoint at the same path is a new one."""
+    if "://" in bert_path or not os.path.isdir(bert_path):
+        return []
+    return [
+        [name, os.path.getsize(os.path.join(bert_path, name)), int(os.path.getmtime(os.path.join(bert_path, name)))]
+        for name in sorted(os.listdir(bert_path))
+        if os.path.isfile(os.path.join(bert_path, name))
+    ]
+
+
 def fingerprint(config: TextConfig, bert_path: str, texts: np.ndarray) -> dict[str, object]:
     digest = hashlib.sha256("\x1e".join(map(str, texts)).encode("utf-8")).hexdigest()
     return {
         "bert_path": os.path.abspath(bert_path) if "://" not in bert_path else bert_path,
+        "checkpoint_files": _checkpoint_files(bert_path),
         "max_tokens": config.max_tokens,
         "lowercase": config.lowercase,
         "texts_sha256": digest,
@@ -36,7 +48,8 @@ def fingerprint(config: TextConfig, bert_path: str, texts: np.ndarray) -> dict[s
 
 
 def catalogue_text_vectors(config: TextConfig, texts: np.ndarray, cache_dir: str) -> np.ndarray | None:
-    """[N, H] float32 text vectors of the catalogue texts, or None when text is off or absent."""
+    """[N, H] float32 text vectors of the catalogue texts (zeros for items without text),
+    or None when text is off or no item has text."""
     if config.mode == TextMode.OFF:
         return None
     if not any(str(t).strip() for t in texts):
@@ -56,6 +69,8 @@ def catalogue_text_vectors(config: TextConfig, texts: np.ndarray, cache_dir: str
     encoder = text_tower.TextEncoder(TextConfig(mode=TextMode.FROZEN, bert_path=bert_path, max_tokens=config.max_tokens,
                                                 lowercase=config.lowercase))
     vectors = text_tower.encode_texts(encoder, [str(t) for t in texts])
+    # No text is no information: a zero vector, not BERT's vector of an empty string.
+    vectors[np.array([not str(t).strip() for t in texts])] = 0.0
     buffer = std_io.BytesIO()
     np.save(buffer, vectors)
     io.write_bytes(vectors_path, buffer.getvalue())

@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 import numpy as np
 import pandas as pd
 import tensorflow as tf
@@ -22,6 +23,7 @@ from trainer.models.recommender import Recommender
 log = logging.getLogger(__name__)
 VALIDATION_METRIC = "val_ndcg@10"
 WEIGHTS = "weights"
+CONFIG_FILE = "config.json"  # the config the weights were trained with
 
 
 @dataclasses.dataclass
@@ -35,10 +37,15 @@ class TrainResult:
 
 
 def choose_strategy() -> tf.distribute.Strategy:
-    """The distribution strategy for this machine: several GPUs -> Mirrored; else the default."""
+    """The strategy for this machine: the default one (one device).
+
+    Several GPUs are not used yet: the losses average per batch
+    (SUM_OVER_BATCH_SIZE), which tf.distribute refuses; multi-worker training
+    comes with its own loss scaling.
+    """
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
+        log.warning("%d GPUs found; training uses one (multi-device training is not supported yet).", len(gpus))
     return tf.distribute.get_strategy()
 
 
@@ -75,20 +82,45 @@ def build_model(config: Config, data_dir: str, text_vectors: np.ndarray | None) 
     )
     normalization = model.query_tower.numeric_normalization
     if normalization is not None:
-        sample = dataset.make_dataset(data_dir, "train", 1024).take(20)
-        normalization.adapt(sample.map(lambda b: model.query_tower.numeric_matrix(b)[0]))
+        normalization.adapt(_known_user_values(model, data_dir))
     return model
 
 
-class ValidationCallback(tf.keras.callbacks.Callback):
-    """Full-catalogue validation NDCG@10 after each epoch, plus a wall-clock budget."""
+def _known_user_values(model: Recommender, data_dir: str) -> np.ndarray:
+    """[U, A] numeric attributes, one row per training user, missing values filled with
+    the column's mean of known values (so missing values do not pull the statistics)."""
+    names = model.query_tower.numeric_attributes
+    frames = []
+    for batch in dataset.make_dataset(data_dir, "train", 4096):
+        columns = {"user_id": batch["user_id"].numpy()}
+        columns.update({n: batch[f"user_{n}"].numpy() for n in names})
+        frames.append(pd.DataFrame(columns).drop_duplicates("user_id"))
+    users = pd.concat(frames).drop_duplicates("user_id")[list(names)].astype(np.float64)
+    return users.fillna(users.mean()).fillna(0.0).to_numpy(np.float32)
 
-    def __init__(self, metric: Callable[[Recommender], float], max_seconds: float = 0.0):
+
+class ValidationCallback(tf.keras.callbacks.Callback):
+    """Validation NDCG@10 after each epoch; keeps the best weights; stops early or on budget.
+
+    Progress (history, best value and epoch, seconds used) and the best weights
+    live in `directory`, so a run resumed by `BackupAndRestore` after a kill
+    still knows the best epoch before the kill, and keeps its weights.
+    """
+
+    def __init__(self, metric: Callable[[Recommender], float], directory: str, patience: int, max_seconds: float = 0.0,
+                 resume: bool = False):
         super().__init__()
         self.metric = metric
+        self.directory = directory
+        self.patience = patience
         self.max_seconds = max_seconds
-        self.started = time.time()
-        self.epoch_seconds: list[float] = []
+        self.progress_path = os.path.join(directory, "progress.json")
+        self.best_path = os.path.join(directory, "best", "model")
+        self.progress: dict[str, Any] = {"history": {}, "best": None, "best_epoch": 0, "seconds": 0.0, "epoch_seconds": []}
+        if resume and io.exists(self.progress_path):
+            self.progress = json.loads(io.read_bytes(self.progress_path).decode("utf-8"))
+            log.info("Resuming: best validation NDCG@10 so far %s at epoch %d", self.progress["best"],
+                     self.progress["best_epoch"])
         self._epoch_start = time.time()
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -96,13 +128,25 @@ class ValidationCallback(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        self.epoch_seconds.append(time.time() - self._epoch_start)
+        seconds = time.time() - self._epoch_start
         self.model.refresh_text_vectors()  # fine-tuning: the catalogue sees the new encoder
         value = float(self.metric(self.model))
         logs[VALIDATION_METRIC] = value
         log.info("Epoch %d: loss %.4f, validation NDCG@10 %.4f (%.0f s)", epoch + 1, logs.get("loss", float("nan")),
-                 value, self.epoch_seconds[-1])
-        if self.max_seconds and time.time() - self.started > self.max_seconds:
+                 value, seconds)
+        progress = self.progress
+        for name, number in logs.items():
+            progress["history"].setdefault(name, []).append(float(number))
+        progress["epoch_seconds"].append(seconds)
+        progress["seconds"] += seconds
+        if progress["best"] is None or value > progress["best"]:
+            progress["best"], progress["best_epoch"] = value, epoch + 1
+            self.model.save_weights(self.best_path)
+        io.write_text(self.progress_path, json.dumps(progress, indent=2))
+        if epoch + 1 - progress["best_epoch"] >= self.patience:
+            log.info("Early stopping: no better validation NDCG@10 for %d epochs.", self.patience)
+            self.model.stop_training = True
+        if self.max_seconds and progress["seconds"] > self.max_seconds:
             log.info("Stopping: the training budget of %.0f s is used.", self.max_seconds)
             self.model.stop_training = True
 
@@ -118,6 +162,11 @@ def train(
     strategy = choose_strategy()
     manifest = dataset.read_manifest(data_dir)
     num_train = manifest["counts"]["examples"]["train"]
+    if num_train < config.train.batch_size:
+        raise ValueError(
+            f"Only {num_train} training examples in {data_dir!r}, fewer than one batch: lower --batch-size. "
+            f"Received: batch_size={config.train.batch_size}"
+        )
     train_data = dataset.make_dataset(
         data_dir, "train", config.train.batch_size, shuffle_buffer=min(num_train, 200_000), seed=config.seed,
         drop_remainder=True,
@@ -128,37 +177,44 @@ def train(
         # Build every variable now: BackupAndRestore can only restore a built model.
         model.compute_loss(next(iter(train_data.take(1))), training=False)
         model.built = True  # a tfrs.Model has no call(); Keras only sees `built`
-    validation = ValidationCallback(validation_metric, config.train.max_seconds)
     checkpoint_dir = config.resolved_checkpoint_dir()
+    backup_dir = os.path.join(checkpoint_dir, "backup")
+    # BackupAndRestore deletes its backup when training ends: a backup means a killed run.
+    resume = io.exists(backup_dir)
+    validation = ValidationCallback(
+        validation_metric, checkpoint_dir, config.train.patience, config.train.max_seconds, resume=resume
+    )
     io.makedirs(checkpoint_dir)
     callbacks = [
         validation,
-        tf.keras.callbacks.EarlyStopping(
-            monitor=VALIDATION_METRIC, mode="max", patience=config.train.patience, restore_best_weights=True
-        ),
-        tf.keras.callbacks.BackupAndRestore(backup_dir=os.path.join(checkpoint_dir, "backup")),
+        tf.keras.callbacks.BackupAndRestore(backup_dir=backup_dir),
         tf.keras.callbacks.TensorBoard(log_dir=config.resolved_tensorboard_dir(), update_freq="epoch"),
     ]
     started = time.time()
-    fit = model.fit(train_data, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
-    seconds = time.time() - started
-    history = {k: [float(v) for v in values] for k, values in fit.history.items()}
-    scores = history.get(VALIDATION_METRIC, [])
-    best_epoch = int(np.argmax(scores)) + 1 if scores else len(scores)
-    epochs = len(scores)
-    train_seconds = sum(validation.epoch_seconds) or seconds
+    model.fit(train_data, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
+    progress = validation.progress
+    history = progress["history"]
+    epochs = len(history.get(VALIDATION_METRIC, []))
+    if progress["best_epoch"]:
+        model.load_weights(validation.best_path).assert_existing_objects_matched()
     model_dir = config.resolved_model_dir()
     io.makedirs(model_dir)
     model.save_weights(os.path.join(model_dir, WEIGHTS, "model"))
+    io.write_text(os.path.join(model_dir, CONFIG_FILE), config.to_json())
     io.write_text(
         os.path.join(model_dir, "training.json"),
-        json.dumps({"history": history, "best_epoch": best_epoch, "epochs": epochs, "seconds": seconds}, indent=2),
+        json.dumps(
+            {"history": history, "best_epoch": progress["best_epoch"], "epochs": epochs, "seconds": progress["seconds"]},
+            indent=2,
+        ),
     )
+    log.info("Trained %d epochs in %.0f s (this process: %.0f s); best epoch %d", epochs, progress["seconds"],
+             time.time() - started, progress["best_epoch"])
     return TrainResult(
         model=model,
         history=history,
         epochs=epochs,
-        best_epoch=best_epoch,
-        seconds=seconds,
-        examples_per_second=num_train * epochs / max(train_seconds, 1e-9),
+        best_epoch=progress["best_epoch"],
+        seconds=progress["seconds"],
+        examples_per_second=num_train * epochs / max(progress["seconds"], 1e-9),
     )

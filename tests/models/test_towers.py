@@ -10,6 +10,7 @@ from trainer.data import example_schema as es
 from trainer.features import spatiotemporal
 from trainer.features.vocabulary import Vocabulary
 from trainer.models import labels
+from trainer.models.recommender import MarginalPointerLoss
 from trainer.models.repeat_head import repeat_counts
 from trainer.models.sequence_tower import SequenceTower
 from trainer.training import build_model
@@ -65,10 +66,22 @@ def test_repeat_counts_and_labels_by_hand():
     assert repeat_counts(ids, mask).numpy().tolist() == [[2, 1, 2, 0], [1, 0, 0, 0]]
     batch = {es.HISTORY_ITEM_IDS: ids, es.TARGET_ITEM_ID: tf.constant(["a", "z"]),
              es.TARGET_VALUE: tf.constant([4.0, NAN])}
+    batch[es.TARGET_EVENT_TYPE] = tf.constant(["rating", "rating"])
     assert labels.is_repeat(batch).numpy().tolist() == [1.0, 0.0]
-    assert labels.pointer_targets(batch).numpy().tolist() == [[0.5, 0, 0.5, 0], [0, 0, 0, 0]]
-    value, weight = labels.values(batch)
+    assert labels.history_matches(batch).numpy().tolist() == [[True, False, True, False], [False] * 4]
+    value, weight = labels.rating_values(batch)
     assert value.numpy().tolist() == [4.0, 0.0] and weight.numpy().tolist() == [1.0, 0.0]
+    batch[es.TARGET_EVENT_TYPE] = tf.constant(["purchase", "rating"])  # a price is not a rating
+    assert labels.rating_values(batch)[1].numpy().tolist() == [0.0, 0.0]
+
+
+def test_marginal_pointer_loss_by_hand():
+    # Logits (0, ln 2, 0, pad): softmax = (1/4, 2/4, 1/4); the target sits at positions 0 and 2,
+    # so P(target | repeat) = 1/2 and the loss is ln 2.
+    logits = tf.constant([[0.0, np.log(2.0), 0.0, -1e9]])
+    matches = tf.constant([[1.0, 0.0, 1.0, 0.0]])
+    loss = MarginalPointerLoss(reduction=tf.keras.losses.Reduction.NONE)(matches, logits)
+    np.testing.assert_allclose(loss.numpy(), [np.log(2.0)], rtol=1e-6)
 
 
 @pytest.mark.parametrize("retrieval, repeat_aware", [(RetrievalMode.FULL, True), (RetrievalMode.IN_BATCH, False)])
@@ -90,3 +103,19 @@ def test_catalogue_scores_are_a_distribution_with_repeat_mass(tiny_data_dir, ret
         gate = tf.sigmoid(out.gate_logit).numpy()
         # All repeat mass sits on the history items: P(history) = p_repeat.
         np.testing.assert_allclose(np.where(in_history, np.exp(scores), 0).sum(axis=1), gate, rtol=1e-4)
+
+
+def test_training_loss_is_the_likelihood_the_scores_rank_by(tiny_data_dir):
+    """At unit weights (no dropout, no behaviour term) compute_loss = -mean log P(target)
+    under the very mixture `score_catalogue` ranks by: the model is trained on what it scores."""
+    from trainer.config import Config
+
+    config = Config(model=ModelConfig(embedding_dim=8, id_embedding_dim=8, gru_units=(8,), dropout=0.0, id_dropout=0.0,
+                                      behaviour_weight=0.0))
+    model = build_model(config, tiny_data_dir, None)
+    batch = next(iter(dataset.make_dataset(tiny_data_dir, "test", 32)))
+    loss = float(model.compute_loss(batch, training=False))
+    scores = model.score_catalogue(batch).numpy()
+    targets = model.catalogue_lookup(batch[es.TARGET_ITEM_ID]).numpy() - 2
+    expected = -scores[np.arange(len(targets)), targets].mean()
+    assert loss == pytest.approx(expected, rel=1e-4)

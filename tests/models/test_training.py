@@ -19,7 +19,7 @@ def _config(job):
                   train=TrainConfig(epochs=3, batch_size=64, patience=5))
 
 
-def test_resumes_after_a_kill(tiny_data_dir, tmp_path, monkeypatch):
+def test_resumes_after_a_kill_and_keeps_the_best_epoch_from_before_it(tiny_data_dir, tmp_path, monkeypatch):
     config = _config(tmp_path)
     factory = lambda: training.build_model(config, tiny_data_dir, None)  # noqa: E731
     calls = []
@@ -33,12 +33,19 @@ def test_resumes_after_a_kill(tiny_data_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(training.ValidationCallback, "on_epoch_begin", kill_at_second_epoch)
     with pytest.raises(Killed):
-        training.train(config, tiny_data_dir, factory, lambda model: 0.5)
+        training.train(config, tiny_data_dir, factory, lambda model: 0.5)  # epoch 1 scores 0.5
     assert os.path.isdir(os.path.join(config.resolved_checkpoint_dir(), "backup"))
-    result = training.train(config, tiny_data_dir, factory, lambda model: 0.5)
+    scores = iter([0.2, 0.1])  # worse than epoch 1's 0.5: the best stays the pre-kill epoch
+    result = training.train(config, tiny_data_dir, factory, lambda model: next(scores))
     # The rerun starts at epoch 2 (index 1): epoch 1 is not trained again.
     assert calls == [0, 1, 1, 2]
-    assert result.epochs == 2
+    assert result.epochs == 3 and result.history["val_ndcg@10"] == [0.5, 0.2, 0.1]
+    assert result.best_epoch == 1
+    best = training.build_model(config, tiny_data_dir, None)
+    best.compute_loss(next(iter(training.dataset.make_dataset(tiny_data_dir, "train", 8))))
+    best.load_weights(os.path.join(config.resolved_checkpoint_dir(), "best", "model"))
+    for kept, saved in zip(result.model.trainable_variables, best.trainable_variables):
+        assert (kept.numpy() == saved.numpy()).all()
     assert os.path.exists(os.path.join(config.resolved_model_dir(), "weights", "model.index"))
     assert os.listdir(config.resolved_tensorboard_dir())
 
@@ -52,3 +59,10 @@ def test_early_stopping_keeps_the_best_epoch(tiny_data_dir, tmp_path):
     # Best 0.3 at epoch 2; epoch 3 is worse and patience 1 stops there.
     assert result.epochs == 3 and result.best_epoch == 2
     assert result.history["val_ndcg@10"] == [0.1, 0.3, 0.2]
+
+
+def test_too_few_examples_for_one_batch_is_a_clear_error(tiny_data_dir, tmp_path):
+    config = Config(job_dir=str(tmp_path), model=SMALL, text=TextConfig(mode=TextMode.OFF),
+                    train=TrainConfig(batch_size=1_000_000))
+    with pytest.raises(ValueError, match="lower --batch-size"):
+        training.train(config, tiny_data_dir, lambda: training.build_model(config, tiny_data_dir, None), lambda m: 0.0)

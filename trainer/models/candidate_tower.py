@@ -75,8 +75,9 @@ class CandidateTower(tf.keras.layers.Layer):
             ids = tf.where(tf.logical_and(dropped, ids > 0), tf.ones_like(ids), ids)
         parts = [self.item_embedding(ids)]
         if self.use_category:
-            categories = tf.strings.split(features["category"], sep="|")  # ragged [N, (c)]
-            ids = tf.ragged.map_flat_values(self.category_lookup, tf.strings.strip(categories))
+            categories = tf.strings.strip(tf.strings.split(features["category"], sep="|"))  # ragged [N, (c)]
+            categories = tf.ragged.boolean_mask(categories, tf.not_equal(categories, ""))  # "" / "a||b" gaps
+            ids = tf.ragged.map_flat_values(self.category_lookup, categories)
             vectors = tf.ragged.map_flat_values(self.category_embedding, ids)
             # Mean over categories; an item without categories gets zeros.
             parts.append(tf.math.divide_no_nan(tf.reduce_sum(vectors, axis=1), tf.cast(tf.maximum(ids.row_lengths(), 1), tf.float32)[:, None]))
@@ -86,7 +87,10 @@ class CandidateTower(tf.keras.layers.Layer):
         price, has_price = log_price(tf.cast(features["price"], tf.float32))
         parts.append(tf.stack([price / 5.0, has_price], axis=-1))
         if self.use_text:
-            parts.append(self.text_projection(features["text_vector"]))
+            # Items without text carry a zero vector (see trainer/text_vectors.py) and a 0 flag.
+            text = features["text_vector"]
+            has_text = tf.cast(tf.reduce_any(tf.not_equal(text, 0.0), axis=-1, keepdims=True), tf.float32)
+            parts += [self.text_projection(text) * has_text, has_text]
         x = tf.concat(parts, axis=-1)
         x = self.dropout(self.hidden(x), training=training)
         return tf.math.l2_normalize(self.output_layer(x), axis=-1)

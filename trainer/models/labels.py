@@ -18,20 +18,20 @@ def is_repeat(batch: dict[str, tf.Tensor]) -> tf.Tensor:
     return tf.cast(tf.reduce_any(history_matches(batch), axis=1), tf.float32)
 
 
-def pointer_targets(batch: dict[str, tf.Tensor]) -> tf.Tensor:
-    """[B, T] float32: uniform over the positions holding the target (zeros if none)."""
-    matches = tf.cast(history_matches(batch), tf.float32)
-    return tf.math.divide_no_nan(matches, tf.reduce_sum(matches, axis=1, keepdims=True))
-
-
 def event_type_classes(event_type_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """StringLookup ids (0 pad, 1 OOV, 2.. known) -> ([B] class in [0, E), [B] weight 0 for unknown)."""
     known = event_type_ids >= 2
     return tf.where(known, event_type_ids - 2, 0), tf.cast(known, tf.float32)
 
 
-def values(batch: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
-    """([B] target value with NaN -> 0, [B] weight 1 where the value is known)."""
+RATING = "rating"
+
+
+def rating_values(batch: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+    """([B] target rating with NaN -> 0, [B] weight 1 where the target is a rating with a value).
+
+    Other events' values (e.g. a purchase's price) are not ratings and get weight 0.
+    """
     value = tf.cast(batch[es.TARGET_VALUE], tf.float32)
-    known = tf.logical_not(tf.math.is_nan(value))
+    known = tf.logical_and(tf.logical_not(tf.math.is_nan(value)), tf.equal(batch[es.TARGET_EVENT_TYPE], RATING))
     return tf.where(known, value, 0.0), tf.cast(known, tf.float32)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from trainer.config import ModelConfig
+from trainer.data import example_schema as es
 from trainer.features.vocabulary import Vocabulary, lookup_layer
 from trainer.models.candidate_tower import GEO_BUCKETS, hashed_cell
 from trainer.models.sequence_tower import log_distance
@@ -51,9 +52,19 @@ class QueryTower(tf.keras.layers.Layer):
         self.dropout = tf.keras.layers.Dropout(model_config.dropout)
         self.output_layer = tf.keras.layers.Dense(model_config.embedding_dim, name="query_output")
 
-    def numeric_matrix(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
-        """[B, 2A] float32: normalisation-ready values (NaN -> 0) and known flags."""
-        values = tf.stack([tf.cast(batch[f"user_{n}"], tf.float32) for n in self.numeric_attributes], axis=-1)
+    def _user_ids(self, user_ids: tf.Tensor, training: bool) -> tf.Tensor:
+        ids = self.user_lookup(user_ids)
+        if training and self.model_config.id_dropout > 0:
+            # As for items: train the OOV row, which new users get at serving time.
+            dropped = tf.random.uniform(tf.shape(ids)) < self.model_config.id_dropout
+            ids = tf.where(tf.logical_and(dropped, ids > 0), tf.ones_like(ids), ids)
+        return ids
+
+    def numeric_matrix(self, batch: dict[str, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """([B, A] float32 values with NaN -> 0, [B, A] float32 1 where known)."""
+        values = tf.stack(
+            [tf.cast(batch[es.USER_ATTRIBUTE_PREFIX + n], tf.float32) for n in self.numeric_attributes], axis=-1
+        )
         known = tf.logical_not(tf.math.is_nan(values))
         return tf.where(known, values, 0.0), tf.cast(known, tf.float32)
 
@@ -67,12 +78,12 @@ class QueryTower(tf.keras.layers.Layer):
             self.coarse_embedding(hashed_cell(features["request_coarse_cell"])),
             self.fine_embedding(hashed_cell(features["request_fine_cell"])),
             tf.stack([last_km, has_km], axis=-1),
-            self.user_embedding(self.user_lookup(batch["user_id"])),
+            self.user_embedding(self._user_ids(batch[es.USER_ID], training)),
         ]
         if self.numeric_normalization is not None:
             values, known = self.numeric_matrix(batch)
             parts += [self.numeric_normalization(values) * known, known]
         for name, lookup in self.categorical_lookups.items():
-            parts.append(self.categorical_embeddings[name](lookup(batch[f"user_{name}"])))
+            parts.append(self.categorical_embeddings[name](lookup(batch[es.USER_ATTRIBUTE_PREFIX + name])))
         hidden = self.dropout(self.hidden_layer(tf.concat(parts, axis=-1)), training=training)
         return tf.math.l2_normalize(self.output_layer(hidden), axis=-1), hidden

@@ -61,6 +61,32 @@ def full_softmax_candidates(
     )
 
 
+def in_batch_history_mask(history_item_ids: tf.Tensor, target_ids: tf.Tensor) -> tf.Tensor:
+    """[B, B] bool: False where row b's history holds row j's positive (j != b)."""
+    in_history = tf.reduce_any(tf.equal(history_item_ids[:, :, None], target_ids[None, None, :]), axis=1)
+    return tf.logical_or(tf.logical_not(in_history), tf.cast(tf.eye(tf.shape(target_ids)[0]), tf.bool))
+
+
+def padded(catalogue: tf.Tensor) -> tf.Tensor:
+    """[PAD_ROWS + N, D]: zero rows for padding / unknown items, then the catalogue."""
+    return tf.concat([tf.zeros([PAD_ROWS, tf.shape(catalogue)[1]]), catalogue], axis=0)
+
+
+class MarginalPointerLoss(tf.keras.losses.Loss):
+    """-log P(target | repeat) where P sums the pointer's softmax over every
+    history position holding the target (the distribution `score_catalogue` uses).
+
+    y_true: [B, T] 1 at positions holding the target; y_pred: [B, T] pointer logits.
+    Rows without a match (not a repeat) must get sample weight 0.
+    """
+
+    def call(self, y_true, y_pred):
+        matches = tf.cast(y_true, tf.bool)
+        held = tf.reduce_logsumexp(tf.where(matches, y_pred, -1e9), axis=-1)
+        loss = tf.reduce_logsumexp(y_pred, axis=-1) - held
+        return tf.where(tf.reduce_any(matches, axis=-1), loss, 0.0)
+
+
 @dataclasses.dataclass
 class Outputs:
     """What one forward pass produces (B batch, T history, N catalogue, D dims)."""
@@ -150,9 +176,7 @@ class Recommender(tfrs.Model):
         self.repeat_gate_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(from_logits=True, reduction=sum_loss)
         )
-        self.pointer_task = tfrs.tasks.Ranking(
-            loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=sum_loss)
-        )
+        self.pointer_task = tfrs.tasks.Ranking(loss=MarginalPointerLoss(reduction=sum_loss))
         self.event_type_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=sum_loss)
         )
@@ -173,8 +197,7 @@ class Recommender(tfrs.Model):
     def positive_vectors(self, target_index: tf.Tensor, catalogue: tf.Tensor, training: bool) -> tf.Tensor:
         """[B, D] target item vectors (re-encoding their text when fine-tuning)."""
         if self.text_encoder is None:
-            padded = tf.concat([tf.zeros([PAD_ROWS, tf.shape(catalogue)[1]]), catalogue], axis=0)
-            return tf.gather(padded, target_index)
+            return tf.gather(padded(catalogue), target_index)
         rows = tf.maximum(target_index - PAD_ROWS, 0)
         features = {name: tf.gather(values, rows) for name, values in self.catalogue_features.items()}
         features["text_vector"] = self.text_encoder(tf.gather(self.catalogue_texts, rows), training=training)
@@ -184,19 +207,19 @@ class Recommender(tfrs.Model):
         """[N, D] unit vectors of every catalogue item."""
         return self.candidate_tower(self.catalogue_features, training=training)
 
-    def forward(self, batch: dict[str, tf.Tensor], training: bool = False) -> Outputs:
+    def forward(self, batch: dict[str, tf.Tensor], training: bool = False, catalogue: tf.Tensor | None = None) -> Outputs:
+        """One pass; `catalogue` ([N, D], from `catalogue_vectors`) may be passed in to reuse it."""
         features = spatiotemporal.compute(batch, self.feature_config)
-        catalogue = self.catalogue_vectors(training)
-        padded = tf.concat([tf.zeros([PAD_ROWS, tf.shape(catalogue)[1]]), catalogue], axis=0)
+        if catalogue is None:
+            catalogue = self.catalogue_vectors(training)
         history_index = self.catalogue_lookup(batch[es.HISTORY_ITEM_IDS])
-        item_vectors = tf.gather(padded, history_index)
+        item_vectors = tf.gather(padded(catalogue), history_index)
         positions, state = self.sequence_tower(item_vectors, batch[es.HISTORY_EVENT_TYPES], features, training=training)
         query, hidden = self.query_tower(state, features, batch, training=training)
         gate_logit = pointer = None
         if self.repeat_head is not None:
-            gate_logit, pointer = self.repeat_head(
-                positions, hidden, batch[es.HISTORY_ITEM_IDS], features[spatiotemporal.HISTORY_MASK]
-            )
+            # Only catalogue items can be scored, so only they may be pointed at.
+            gate_logit, pointer = self.repeat_head(positions, hidden, batch[es.HISTORY_ITEM_IDS], history_index >= PAD_ROWS)
         return Outputs(catalogue, query, hidden, history_index, features, gate_logit, pointer)
 
     def _scatter_history(self, history_index: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
@@ -216,9 +239,13 @@ class Recommender(tfrs.Model):
         """[B, N] P(item | repeat): pointer attention summed per catalogue item."""
         return self._scatter_history(history_index, tf.nn.softmax(pointer_logits, axis=-1))
 
-    def score_catalogue(self, batch: dict[str, tf.Tensor]) -> tf.Tensor:
-        """[B, N] float32 log P(next item) over the catalogue (catalogue order)."""
-        out = self.forward(batch, training=False)
+    def score_catalogue(self, batch: dict[str, tf.Tensor], catalogue: tf.Tensor | None = None) -> tf.Tensor:
+        """[B, N] float32 log P(next item) over the catalogue (catalogue order).
+
+        `catalogue` ([N, D] from `catalogue_vectors()`) can be computed once and
+        passed in when scoring many batches.
+        """
+        out = self.forward(batch, training=False, catalogue=catalogue)
         logits = tf.matmul(out.query, out.catalogue, transpose_b=True) / self.model_config.temperature
         if out.gate_logit is None:
             return tf.nn.log_softmax(logits, axis=-1)
@@ -235,8 +262,7 @@ class Recommender(tfrs.Model):
 
     def behaviour(self, out: Outputs, batch: dict[str, tf.Tensor], item_index: tf.Tensor) -> dict[str, tf.Tensor]:
         """Behaviour-head predictions for candidate rows `item_index` ([B] catalogue rows + PAD_ROWS)."""
-        padded = tf.concat([tf.zeros([PAD_ROWS, tf.shape(out.catalogue)[1]]), out.catalogue], axis=0)
-        candidate = tf.gather(padded, item_index)
+        candidate = tf.gather(padded(out.catalogue), item_index)
         nan = tf.constant([np.nan, np.nan], tf.float32)
         lat = tf.gather(tf.concat([nan, self.catalogue_features["latitude"]], 0), item_index)
         lon = tf.gather(tf.concat([nan, self.catalogue_features["longitude"]], 0), item_index)
@@ -263,8 +289,11 @@ class Recommender(tfrs.Model):
                 score_mask=score_mask, compute_metrics=False,
             )
         else:
+            score_mask = None
+            if self.repeat_head is not None:  # as in scoring: history items are the repeat head's
+                score_mask = in_batch_history_mask(batch[es.HISTORY_ITEM_IDS], batch[es.TARGET_ITEM_ID])
             retrieval_loss = self.retrieval_task(
-                out.query, positives, sample_weight=explore_weight,
+                out.query, positives, sample_weight=explore_weight, score_mask=score_mask,
                 candidate_sampling_probability=tf.gather(
                     tf.concat([tf.ones([PAD_ROWS]), self.item_probability], 0), target_index
                 ),
@@ -274,7 +303,10 @@ class Recommender(tfrs.Model):
         if self.repeat_head is not None:
             loss += self.model_config.repeat_weight * (
                 self.repeat_gate_task(labels=repeat[:, None], predictions=out.gate_logit[:, None])
-                + self.pointer_task(labels=labels.pointer_targets(batch), predictions=out.pointer_logits, sample_weight=repeat)
+                + self.pointer_task(
+                    labels=tf.cast(labels.history_matches(batch), tf.float32), predictions=out.pointer_logits,
+                    sample_weight=repeat,
+                )
             )
         if self.behaviour_head is not None:
             predicted = self.behaviour(out, batch, target_index)
@@ -284,7 +316,7 @@ class Recommender(tfrs.Model):
                     labels=classes, predictions=predicted["event_type_logits"], sample_weight=weight
                 )
             if "value" in predicted:
-                value, weight = labels.values(batch)
+                value, weight = labels.rating_values(batch)
                 loss += self.model_config.behaviour_weight * self.value_task(
                     labels=value[:, None], predictions=predicted["value"][:, None], sample_weight=weight
                 )
