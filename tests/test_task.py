@@ -68,3 +68,9 @@ def test_prepare_through_the_cli(tmp_path, capsys):
     assert "manifest:" in out and str(tmp_path / "j" / "data" / "manifest.json") in out
     manifest = json.loads((tmp_path / "j" / "data" / "manifest.json").read_text())
     assert manifest["counts"]["examples"] == {"train": 1, "validation": 1, "test": 1}
+
+
+def test_bad_time_flag_exits_2(tmp_path, capsys):
+    code = task.main(["--stage=prepare", "--split=temporal", "--validation-start=2024-01-01T00:00:00",
+                      f"--job-dir={tmp_path}"], {})
+    assert code == 2 and "needs a zone" in capsys.readouterr().err

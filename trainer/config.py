@@ -87,6 +87,9 @@ class DataConfig:
     timezone: str = ""
     extra_event_types: tuple[str, ...] = ()  # allowed besides schema.KNOWN_EVENT_TYPES
     default_event_type: str = "interaction"  # used where the event type column is absent/empty
+    # Where events happen: "item" (check-ins: the event's place is the item's),
+    # "user" (the user's own place), or "auto" (reader's word, else detected).
+    event_place: str = "auto"
     pseudonymize_users: bool = False
     min_user_events: int = 1  # users with fewer events are filtered (and counted)
     min_item_events: int = 1  # items with fewer events are filtered (and counted)
@@ -96,6 +99,10 @@ class DataConfig:
         _check(
             self.source == DataSource.SYNTHETIC or bool(self.data_path),
             f"`data_path` is required for --data={self.source.value}. Received: data_path={self.data_path!r}",
+        )
+        _check(
+            self.event_place in ("auto", "item", "user"),
+            f"`event_place` must be auto, item or user. Received: event_place={self.event_place!r}",
         )
         for name in ("min_user_events", "min_item_events"):
             value = getattr(self, name)

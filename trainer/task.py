@@ -42,9 +42,12 @@ def _parse_time(text: str) -> int:
         return 0
     if text.lstrip("-").isdigit():
         return int(text)
-    value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise ValueError(f"Cannot read time {text!r}: give unix seconds or ISO-8601 with a zone.") from e
     if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"time {text!r} needs a zone (Z or +hh:mm)")
+        raise ValueError(f"Time {text!r} needs a zone (Z or +hh:mm), or give unix seconds.")
     return int(value.timestamp())
 
 
@@ -56,7 +59,7 @@ def _column_map(values: Sequence[str]) -> dict[str, str]:
                 continue
             canonical, sep, source = pair.partition("=")
             if not sep or not canonical.strip() or not source.strip():
-                raise argparse.ArgumentTypeError(f"--column-map takes canonical=input pairs. Received: {pair!r}")
+                raise ValueError(f"--column-map takes canonical=input pairs. Received: {pair!r}")
             mapping[canonical.strip()] = source.strip()
     return mapping
 
@@ -84,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--timezone", default="", help="IANA zone for local time when inputs carry no offsets")
     data.add_argument("--extra-event-types", default="", help="comma list of event types allowed besides the known ones")
     data.add_argument("--default-event-type", default="interaction")
+    data.add_argument("--event-place", choices=["auto", "item", "user"], default="auto",
+                      help="item: an event's place is its item's (check-ins); user: the user's own place; auto: detect")
     data.add_argument(
         "--pseudonymize-users",
         action="store_true",
@@ -167,6 +172,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
             timezone=args.timezone,
             extra_event_types=tuple(t.strip() for t in args.extra_event_types.split(",") if t.strip()),
             default_event_type=args.default_event_type,
+            event_place=args.event_place,
             pseudonymize_users=args.pseudonymize_users,
             min_user_events=args.min_user_events,
             min_item_events=args.min_item_events,
@@ -218,8 +224,11 @@ def pseudonymize_key(args: argparse.Namespace, environ: Mapping[str, str]) -> by
     if not args.pseudonymize_users:
         return None
     if args.pseudonymize_key_file:
-        with open(args.pseudonymize_key_file, "rb") as f:
-            key = f.read().strip()
+        try:
+            with open(args.pseudonymize_key_file, "rb") as f:
+                key = f.read().strip()
+        except OSError as e:
+            raise ValueError(f"Cannot read --pseudonymize-key-file {args.pseudonymize_key_file!r}: {e}") from e
     else:
         key = environ.get(KEY_ENV, "").encode("utf-8")
     if not key:

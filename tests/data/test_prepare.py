@@ -135,3 +135,44 @@ def test_manifest_is_json_with_relative_files(tmp_path):
             assert (tmp_path / "job" / "data" / name).exists()
     assert manifest["vocabularies"]["item_id"]["path"] == "vocab/item_id.txt"
     assert np.isfinite(manifest["seconds"])
+
+
+def test_check_in_like_logs_are_detected_and_never_leak_the_target_place(tmp_path):
+    # Every event happens at its venue: the request place must be the previous venue, not the target's.
+    (tmp_path / "e.csv").write_text(
+        "user_id,item_id,timestamp,latitude,longitude\n"
+        "u,v1,100,40.0,-73.0\nu,v2,200,41.0,-74.0\nu,v3,300,42.0,-75.0\n"
+    )
+    (tmp_path / "i.csv").write_text("item_id,latitude,longitude\nv1,40.0,-73.0\nv2,41.0,-74.0\nv3,42.0,-75.0\n")
+    data = DataConfig(source=DataSource.EVENTS, data_path=str(tmp_path / "e.csv"), items_path=str(tmp_path / "i.csv"))
+    result = prepare.prepare(Config(job_dir=str(tmp_path / "job"), data=data))
+    assert result.manifest["request_place"] == "last_history_place"
+    test = next(iter(dataset.make_dataset(result.data_dir, "test", 4)))
+    assert test["target_item_id"].numpy().tolist() == [b"v3"]
+    assert float(test["request_latitude"].numpy()[0]) == 41.0
+    forced = DataConfig(source=DataSource.EVENTS, data_path=str(tmp_path / "e.csv"),
+                        items_path=str(tmp_path / "i.csv"), event_place="user")
+    assert prepare.prepare(Config(job_dir=str(tmp_path / "j2"), data=forced)).manifest["request_place"] == "target_event_place"
+
+
+def test_missing_offsets_take_the_time_zone_and_are_noted(tmp_path):
+    (tmp_path / "e.csv").write_text(
+        "user_id,item_id,timestamp,utc_offset_minutes\n"
+        "u,a,2012-07-01T12:00:00Z,\nu,b,2012-07-02T12:00:00Z,60\nu,c,2012-12-02T12:00:00Z,\n"
+    )
+    data = DataConfig(source=DataSource.EVENTS, data_path=str(tmp_path / "e.csv"), timezone="America/New_York")
+    result = prepare.prepare(Config(job_dir=str(tmp_path / "job"), data=data))
+    events = pd.read_parquet(os.path.join(result.data_dir, "events.parquet"))
+    # Summer New York is -240, December -300; the given +60 stays.
+    assert events.sort_values("timestamp")["utc_offset_minutes"].tolist() == [-240, 60, -300]
+    assert any("2 events without a utc offset took America/New_York" in n for n in result.manifest["notes"])
+
+
+def test_integral_float_ids_join_their_items(tmp_path):
+    pd.DataFrame({"user_id": [1.0, 1.0, 1.0], "item_id": [7.0, 8.0, None], "timestamp": [1, 2, 3]}).to_parquet(
+        tmp_path / "e.parquet")
+    (tmp_path / "i.csv").write_text("item_id,text\n7,Seven\n8,Eight\n")
+    data = DataConfig(source=DataSource.EVENTS, data_path=str(tmp_path / "e.parquet"), items_path=str(tmp_path / "i.csv"))
+    result = prepare.prepare(Config(job_dir=str(tmp_path / "job"), data=data))
+    assert result.manifest["counts"]["catalogue_items"] == 2  # "7" and "8", not "7.0"
+    assert result.manifest["counts"]["events"]["rejected"] == 1  # the missing item id

@@ -200,13 +200,23 @@ def read_table(path: str, fmt: str | None = None, *, delimiter: str | None = Non
     return _to_strings(frame)
 
 
+def _text(value: object, integral: bool) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if integral and isinstance(value, float):
+        return str(int(value))
+    return str(value)
+
+
 def _to_strings(frame: pd.DataFrame) -> pd.DataFrame:
+    """Typed columns as the text a CSV would hold. A float column whose values are all
+    whole numbers (ids in a nullable Parquet/JSON column: 17.0) reads "17", not "17.0"."""
     out = {}
     for column in frame.columns:
-        values = frame[column]
-        out[str(column)] = [
-            "" if v is None or (isinstance(v, float) and v != v) else str(v) for v in values.tolist()
-        ]
+        values = frame[column].tolist()
+        floats = [v for v in values if isinstance(v, float) and v == v]
+        integral = bool(floats) and all(v == int(v) for v in floats)
+        out[str(column)] = [_text(v, integral) for v in values]
     return pd.DataFrame(out, index=frame.index)
 
 

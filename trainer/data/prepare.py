@@ -69,11 +69,23 @@ def canonicalize(
         raw.events, allowed_event_types=allowed, default_event_type=config.default_event_type
     )
     events = checked.accepted
-    has_offsets = schema.UTC_OFFSET in raw.events.columns
-    if config.timezone and not has_offsets:
-        events[schema.UTC_OFFSET] = timezones.utc_offset_minutes(
-            events[schema.TIMESTAMP].to_numpy(), config.timezone
-        )
+    notes = list(raw.notes)
+    missing_offset = ~events.pop(validation.OFFSET_KNOWN).to_numpy()
+    if missing_offset.any():
+        if config.timezone:
+            events.loc[missing_offset, schema.UTC_OFFSET] = timezones.utc_offset_minutes(
+                events.loc[missing_offset, schema.TIMESTAMP].to_numpy(), config.timezone
+            )
+            notes.append(f"{int(missing_offset.sum())} events without a utc offset took {config.timezone}'s.")
+        else:
+            notes.append(
+                f"{int(missing_offset.sum())} of {len(events)} events have no utc offset and no --timezone was given: "
+                "their local time is taken as UTC."
+            )
+    offsets = events[schema.UTC_OFFSET].to_numpy()
+    if len(offsets) and np.all(np.abs(offsets) <= 14) and np.any(offsets != 0):
+        log.warning("utc_offset_minutes are all within +-14: are they hours? They are read as minutes.")
+        notes.append("utc_offset_minutes are all within +-14 (hours given as minutes?).")
     kept, filtered = validation.filter_min_counts(
         events, min_user_events=config.min_user_events, min_item_events=config.min_item_events
     )
@@ -118,15 +130,51 @@ def canonicalize(
         counts["user_reject_reasons"] = checked_users.reasons
         rejects["users"] = checked_users.rejected
 
+    item_place = event_place_is_item_place(kept, items, config.event_place, raw.event_location_is_item_location)
+    if item_place and not raw.event_location_is_item_location:
+        notes.append("Events happen at their item's place (check-in like): requests take the last place before them.")
     tables = schema.CanonicalTables(
         name=raw.name,
         events=kept,
         items=items,
         users=users,
-        event_location_is_item_location=raw.event_location_is_item_location,
-        notes=list(raw.notes),
+        event_location_is_item_location=item_place,
+        notes=notes,
     )
     return tables, counts, rejects
+
+
+SAME_PLACE_KM = 0.05
+SAME_PLACE_SHARE = 0.8
+
+
+def event_place_is_item_place(events: pd.DataFrame, items: pd.DataFrame, setting: str, declared: bool) -> bool:
+    """Whether an event's place is its item's place (check-ins, venue visits).
+
+    Then the target event's place would name the target, so requests must take
+    the last place before it. `setting`: "item" / "user" force it; "auto" takes
+    the reader's declaration, else detects it: at least 80% of located events
+    within 50 m of their item's own location.
+    """
+    if setting == "item":
+        return True
+    if setting == "user":
+        return False
+    if declared:
+        return True
+    located = events[[schema.ITEM_ID, schema.LATITUDE, schema.LONGITUDE]].dropna()
+    places = items.set_index(schema.ITEM_ID)[[schema.LATITUDE, schema.LONGITUDE]].dropna()
+    joined = located.join(places, on=schema.ITEM_ID, rsuffix="_item", how="inner")
+    if len(joined) == 0:
+        return False
+    lat1, lon1 = np.radians(joined[schema.LATITUDE].to_numpy()), np.radians(joined[schema.LONGITUDE].to_numpy())
+    lat2 = np.radians(joined[schema.LATITUDE + "_item"].to_numpy())
+    lon2 = np.radians(joined[schema.LONGITUDE + "_item"].to_numpy())
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    km = 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+    share = float(np.mean(km <= SAME_PLACE_KM))
+    log.info("%.1f%% of located events are within %.0f m of their item's place.", 100 * share, 1000 * SAME_PLACE_KM)
+    return share >= SAME_PLACE_SHARE
 
 
 def _write_rejects(rejects: dict[str, pd.DataFrame], directory: str) -> dict[str, str]:
@@ -152,6 +200,10 @@ def _user_attributes(users: pd.DataFrame | None) -> tuple[dict[str, dict[str, An
     if users is None or users.empty:
         return {}, (), ()
     attributes = [c for c in users.columns if c != schema.USER_ID and not c.startswith("_")]
+    reserved = {spec.name for spec in es.BASE_FEATURES}
+    clashes = [c for c in attributes if es.USER_ATTRIBUTE_PREFIX + c in reserved]
+    if clashes:
+        raise ValueError(f"User attribute column(s) {clashes} would become reserved feature names; rename them.")
     numeric = tuple(c for c in attributes if pd.api.types.is_float_dtype(users[c].dtype))
     categorical = tuple(c for c in attributes if c not in numeric)
     records = users.set_index(schema.USER_ID)[list(attributes)].to_dict(orient="index")

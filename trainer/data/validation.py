@@ -26,6 +26,7 @@ MAX_TIMESTAMP = 4_102_444_800  # 2100-01-01: later values are usually millisecon
 MAX_UTC_OFFSET_MINUTES = 14 * 60
 REASON = "reason"
 DUPLICATE_EVENT = "duplicate of an earlier event (all fields equal)"
+OFFSET_KNOWN = "_offset_known"  # accepted events: False where the input gave no utc offset (0 assumed)
 
 _ZONE_SUFFIX = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
@@ -83,6 +84,11 @@ class _Reasons:
 def _as_text(series: pd.Series) -> pd.Series:
     """Strings as read, stripped; typed numbers become their text, NaN -> ""."""
     if pd.api.types.is_numeric_dtype(series.dtype):
+        # Integral floats (ids in a nullable Parquet/JSON column: 17.0) read as "17".
+        values = series.to_numpy(dtype=np.float64) if pd.api.types.is_float_dtype(series.dtype) else None
+        if values is not None and np.all(np.isnan(values) | (values == np.round(values))):
+            text = pd.Series([str(int(v)) if v == v else "" for v in values], index=series.index, dtype=object)
+            return text
         text = series.astype(str)
         return text.where(series.notna(), "")
     return series.astype(str).str.strip()
@@ -247,6 +253,7 @@ def validate_events(
             schema.LATITUDE: lat[good],
             schema.LONGITUDE: lon[good],
             schema.UTC_OFFSET: np.nan_to_num(offset[good]).astype(np.int32),
+            OFFSET_KNOWN: ~np.isnan(offset[good]),
             schema.SOURCE_FILE: raw[schema.SOURCE_FILE].to_numpy(dtype=object)[good],
             schema.SOURCE_ROW: raw[schema.SOURCE_ROW].to_numpy()[good].astype(np.int64),
             schema.READ_ORDER: np.flatnonzero(good).astype(np.int64),

@@ -65,8 +65,9 @@ class Vocabulary:
 
     @classmethod
     def read(cls, directory: str, name: str) -> "Vocabulary":
-        tokens = io.read_bytes(os.path.join(directory, f"{name}.txt")).decode("utf-8").splitlines()
-        counts = io.read_bytes(os.path.join(directory, f"{name}.counts.txt")).decode("utf-8").splitlines()
+        # split("\n"), not splitlines(): tokens may hold other line-break characters.
+        tokens = io.read_bytes(os.path.join(directory, f"{name}.txt")).decode("utf-8").split("\n")[:-1]
+        counts = io.read_bytes(os.path.join(directory, f"{name}.counts.txt")).decode("utf-8").split("\n")[:-1]
         return cls(name, tuple(tokens), tuple(int(c) for c in counts))
 
 
