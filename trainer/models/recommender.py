@@ -271,37 +271,44 @@ class Recommender(tfrs.Model):
 
     # ---- tasks --------------------------------------------------------------
 
+    def retrieval_loss(self, out: Outputs, batch: dict[str, tf.Tensor], positives: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
+        """The retrieval task on the explore targets, in the configured mode.
+
+        With the repeat head on, history items are the repeat head's to score, so
+        the explore softmax never sees them (as in `score_catalogue`).
+        """
+        target_ids = batch[es.TARGET_ITEM_ID]
+        if self.model_config.retrieval == RetrievalMode.FULL:
+            allowed = None
+            if self.repeat_head is not None:
+                allowed = tf.logical_not(self.history_item_mask(out.history_index))
+            candidates, candidate_ids, score_mask = full_softmax_candidates(
+                positives, target_ids, out.catalogue, self.catalogue_ids, allowed
+            )
+            return self.retrieval_task(
+                out.query, candidates, sample_weight=weight, candidate_ids=candidate_ids,
+                score_mask=score_mask, compute_metrics=False,
+            )
+        score_mask = None
+        if self.repeat_head is not None:
+            score_mask = in_batch_history_mask(batch[es.HISTORY_ITEM_IDS], target_ids)
+        probability = tf.gather(
+            tf.concat([tf.ones([PAD_ROWS]), self.item_probability], 0), self.catalogue_lookup(target_ids)
+        )
+        return self.retrieval_task(
+            out.query, positives, sample_weight=weight, score_mask=score_mask,
+            candidate_sampling_probability=probability, candidate_ids=target_ids, compute_metrics=False,
+        )
+
     def compute_loss(self, batch: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         out = self.forward(batch, training=training)
         target_index = self.catalogue_lookup(batch[es.TARGET_ITEM_ID])
         positives = self.positive_vectors(target_index, out.catalogue, training)
+        config = self.model_config
         repeat = labels.is_repeat(batch) if self.repeat_head is not None else tf.zeros_like(out.query[:, 0])
-        explore_weight = 1.0 - repeat
-        if self.model_config.retrieval == RetrievalMode.FULL:
-            allowed = None
-            if self.repeat_head is not None:  # the history is the repeat head's to score
-                allowed = tf.logical_not(self.history_item_mask(out.history_index))
-            candidates, candidate_ids, score_mask = full_softmax_candidates(
-                positives, batch[es.TARGET_ITEM_ID], out.catalogue, self.catalogue_ids, allowed
-            )
-            retrieval_loss = self.retrieval_task(
-                out.query, candidates, sample_weight=explore_weight, candidate_ids=candidate_ids,
-                score_mask=score_mask, compute_metrics=False,
-            )
-        else:
-            score_mask = None
-            if self.repeat_head is not None:  # as in scoring: history items are the repeat head's
-                score_mask = in_batch_history_mask(batch[es.HISTORY_ITEM_IDS], batch[es.TARGET_ITEM_ID])
-            retrieval_loss = self.retrieval_task(
-                out.query, positives, sample_weight=explore_weight, score_mask=score_mask,
-                candidate_sampling_probability=tf.gather(
-                    tf.concat([tf.ones([PAD_ROWS]), self.item_probability], 0), target_index
-                ),
-                candidate_ids=batch[es.TARGET_ITEM_ID], compute_metrics=False,
-            )
-        loss = self.model_config.retrieval_weight * retrieval_loss
+        loss = config.retrieval_weight * self.retrieval_loss(out, batch, positives, 1.0 - repeat)
         if self.repeat_head is not None:
-            loss += self.model_config.repeat_weight * (
+            loss += config.repeat_weight * (
                 self.repeat_gate_task(labels=repeat[:, None], predictions=out.gate_logit[:, None])
                 + self.pointer_task(
                     labels=tf.cast(labels.history_matches(batch), tf.float32), predictions=out.pointer_logits,
@@ -312,12 +319,12 @@ class Recommender(tfrs.Model):
             predicted = self.behaviour(out, batch, target_index)
             if "event_type_logits" in predicted:
                 classes, weight = labels.event_type_classes(self.event_type_lookup(batch[es.TARGET_EVENT_TYPE]))
-                loss += self.model_config.behaviour_weight * self.event_type_task(
+                loss += config.behaviour_weight * self.event_type_task(
                     labels=classes, predictions=predicted["event_type_logits"], sample_weight=weight
                 )
             if "value" in predicted:
                 value, weight = labels.rating_values(batch)
-                loss += self.model_config.behaviour_weight * self.value_task(
+                loss += config.behaviour_weight * self.value_task(
                     labels=value[:, None], predictions=predicted["value"][:, None], sample_weight=weight
                 )
         return loss
