@@ -82,3 +82,13 @@ def test_accidental_hits_are_removed():
     loss = _task(1.0)(query, positives, candidate_ids=tf.constant(["a", "a"]), compute_metrics=False)
     # Each row's only other candidate is its own item: removed, so loss = -log(1) = 0.
     assert float(loss) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_in_batch_history_mask_by_hand():
+    from trainer.models.recommender import in_batch_history_mask
+
+    history = tf.constant([["b", "x", ""], ["a", "", ""], ["y", "", ""]])
+    targets = tf.constant(["a", "b", "c"])
+    # Row 0's history holds row 1's positive (b); row 1's holds row 0's (a); the diagonal is always kept.
+    assert in_batch_history_mask(history, targets).numpy().tolist() == [
+        [True, False, True], [False, True, True], [True, True, True]]
