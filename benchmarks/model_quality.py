@@ -70,7 +70,12 @@ def quality(key: str, work: pathlib.Path, extra: list[str]) -> None:
 
 
 def cold(work: pathlib.Path, extra: list[str]) -> None:
-    """Cold-item HR@50 with text on / off, and with text pretrained on the catalogue (MLM)."""
+    """Cold-item HR@50 with text on / off, and with text pretrained on the catalogue (MLM).
+
+    A temporal split (last 10% of time is test) so that items launched late are
+    really cold: no training-period event at all.
+    """
+    extra = ["--split=temporal", *extra]
     hr = {}
     runs = [("frozen", ["--text-mode=frozen"]), ("off", ["--text-mode=off"])]
     pretrain_job = work / "cold-pretrained"
