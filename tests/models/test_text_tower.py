@@ -17,7 +17,7 @@ import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import numpy as np
 import tensorflow as tf
 import transformers
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from trainer.config import TextConfig, TextMode
 from trainer.models import text_tower

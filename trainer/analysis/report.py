@@ -35,7 +35,7 @@ from trainer.analysis import time_patterns
 from trainer.analysis.event_locations import EventLocations, LocationSource, view_bounds
 from trainer.analysis.repeat_behaviour import RepeatBehaviour
 from trainer.analysis.user_sequences import UserSequences
-from trainer.data import schema
+from trainer.data import io, schema
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def write_report(
     with open(report_path, "w", encoding="utf-8") as f:
         f.write("\n".join(title + report.lines).rstrip() + "\n")
     with open(os.path.join(output_dir, SUMMARY_FILE), "w", encoding="utf-8") as f:
-        json.dump(_jsonable(report.summary), f, indent=2, allow_nan=False)
+        json.dump(io.jsonable(report.summary), f, indent=2, allow_nan=False)
         f.write("\n")
     logger.info("Wrote %s (%d events) in %.1f s.", report_path, sequences.num_events, time.perf_counter() - start)
     return report_path
@@ -240,23 +240,6 @@ def _item_labels(items: pd.DataFrame | None) -> tuple[str, pd.Series] | None:
 
 def _label(labels: pd.Series, item_ids: Sequence[str]) -> list[str]:
     return [_short(t) for t in labels.reindex(list(item_ids)).fillna("").tolist()]
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values; NaN and infinities become null."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    return value
 
 
 # --- sections ----------------------------------------------------------------

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import json
-import logging
+import math
 import os
+from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from trainer.data import schema
@@ -249,3 +252,18 @@ def check_columns(frame: pd.DataFrame, required: tuple[str, ...], path: str, wha
         f"{what} file {path!r} is missing required column(s) {missing}; found columns {found}. "
         f"Map your column names with --column-map (e.g. --column-map=user_id=uid).{hint}"
     )
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values, recursively: numpy scalars/arrays -> python, NaN/inf -> None."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -386,17 +386,9 @@ def prepare(config: Config, pseudonymize_key: bytes | None = None) -> PrepareRes
     }
     manifest["seconds"] = round(time.time() - started, 2)
     manifest["peak_memory_mb"] = round(_peak_memory_mb(), 1)
-    io.write_text(os.path.join(out_dir, MANIFEST), json.dumps(manifest, indent=2, default=_json_default))
+    io.write_text(os.path.join(out_dir, MANIFEST), json.dumps(io.jsonable(manifest), indent=2))
     log.info(
         "Prepared %s in %.1f s: %s examples; manifest %s",
         tables.name, manifest["seconds"], summary["examples"], os.path.join(out_dir, MANIFEST),
     )
     return PrepareResult(out_dir, manifest, manifest["seconds"], tables)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    raise TypeError(f"Not JSON serialisable: {type(value).__name__}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import io as io_lib
 import json
 import logging
-import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -85,19 +84,6 @@ def dataset_summary(manifest: Mapping[str, Any], num_items: int | None = None) -
         "events": counts.get("events", {}).get("kept"),
         **{f"{split}_examples": examples.get(split) for split in ("train", "validation", "test")},
     }
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe: numpy scalars -> python, NaN/inf -> None, recursively."""
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _model_entry(model: ev.RankingResult | ModelMetrics) -> dict[str, dict[str, float | None]]:
@@ -168,7 +154,7 @@ def build_metrics(
         "slices": {name: dict(slices[name]) for name in ordered if slices and name in slices},
         "train": _with_required(train, TRAIN_FIELDS),
     }
-    return _clean(document)
+    return io.jsonable(document)
 
 
 def write_metrics_json(path: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -182,7 +168,7 @@ def write_metrics_json(path: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(
             f"`metrics` must have exactly the keys {list(TOP_LEVEL_KEYS)} (use `build_metrics`). Received: {keys}"
         )
-    document = _clean({key: metrics[key] for key in TOP_LEVEL_KEYS})
+    document = io.jsonable({key: metrics[key] for key in TOP_LEVEL_KEYS})
     if not path.endswith(".json"):
         path = os.path.join(path, METRICS_FILE)
     io.makedirs(os.path.dirname(path) or ".")

@@ -32,7 +32,6 @@ import math
 import re
 from collections.abc import Iterable
 
-import numpy as np
 import pandas as pd
 
 from trainer.data import timezones
