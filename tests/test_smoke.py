@@ -36,3 +36,7 @@ def test_all_stages_write_metrics_and_report(tmp_path, capsys):
     assert code == 0
     again = json.loads((job / "metrics.json").read_text())
     assert again["models"]["st_gru_bert"] == metrics["models"]["st_gru_bert"]
+    # Flags that differ from training (text off here) never change the evaluated model.
+    code = task.main(["--stage=evaluate", f"--job-dir={job}", "--text-mode=off", "--baselines=popularity"], {})
+    assert code == 0
+    assert json.loads((job / "metrics.json").read_text())["models"]["st_gru_bert"] == metrics["models"]["st_gru_bert"]

@@ -103,9 +103,12 @@ def load_trained(config: Config, context: Context) -> Recommender:
     if not io.exists(path + ".index") or not io.exists(config_path):
         raise ValueError(f"No trained model in {model_dir!r}: run --stage=train first.")
     trained = Config.from_json(io.read_bytes(config_path).decode("utf-8"))
+    vectors = context.text_vectors
     if (trained.model, trained.features, trained.text) != (config.model, config.features, config.text):
         log.warning("Evaluating with the model/feature/text settings the weights were trained with (%s).", config_path)
-    model = training.build_model(trained, context.data_dir, context.text_vectors)
+        if trained.text != config.text:  # the text vectors must come from the trained text settings too
+            vectors = text_vectors_lib.catalogue_text_vectors(trained.text, context.catalogue.texts, model_dir)
+    model = training.build_model(trained, context.data_dir, vectors)
     model.compute_loss(next(iter(dataset.make_dataset(context.data_dir, "train", 8))))
     model.load_weights(path).assert_existing_objects_matched()
     return model
