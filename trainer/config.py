@@ -33,6 +33,7 @@ class Stage(str, enum.Enum):
     PRETRAIN_TEXT = "pretrain-text"
     TRAIN = "train"
     EVALUATE = "evaluate"
+    EXPORT = "export"
     ALL = "all"
 
 
@@ -248,6 +249,32 @@ class EvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """The SavedModel for TensorFlow Serving (`--stage=export`)."""
+
+    model_name: str = "recommender"
+    export_dir: str = ""  # "" = <job_dir>/export; versions go to <export_dir>/<model_name>/<version>
+    version: int = 0  # 0 = one more than the highest existing version
+    max_k: int = 1000
+    exclude_history: str = "auto"  # "auto" (as the evaluation's primary filter) | "yes" | "no"
+    mmr_pool: int = 200  # best-scoring items MMR re-ranking chooses from
+    serving_base_path: str = "/models"  # where the TF Serving container sees export_dir (models.config)
+
+    def __post_init__(self):
+        _check(
+            bool(self.model_name) and all(c.isalnum() or c in "-_" for c in self.model_name),
+            f"`model_name` must be letters, digits, '-' or '_'. Received: model_name={self.model_name!r}",
+        )
+        _check(self.version >= 0, f"`version` must be >= 0 (0 = next). Received: version={self.version}")
+        _check(self.max_k >= 1, f"`max_k` must be >= 1. Received: max_k={self.max_k}")
+        _check(
+            self.exclude_history in ("auto", "yes", "no"),
+            f"`exclude_history` must be auto, yes or no. Received: exclude_history={self.exclude_history!r}",
+        )
+        _check(self.mmr_pool >= 1, f"`mmr_pool` must be >= 1. Received: mmr_pool={self.mmr_pool}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The whole job: built once in `trainer.task`, passed down."""
 
@@ -264,6 +291,7 @@ class Config:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     evaluation: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
     def __post_init__(self):
         _check(bool(self.job_dir), f"`job_dir` must be set. Received: job_dir={self.job_dir!r}")
@@ -273,6 +301,9 @@ class Config:
 
     def resolved_checkpoint_dir(self) -> str:
         return self.checkpoint_dir or f"{self.job_dir.rstrip('/')}/checkpoints"
+
+    def resolved_export_dir(self) -> str:
+        return self.export.export_dir or f"{self.job_dir.rstrip('/')}/export"
 
     def resolved_tensorboard_dir(self) -> str:
         return self.tensorboard_dir or f"{self.job_dir.rstrip('/')}/logs"

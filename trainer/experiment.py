@@ -110,7 +110,8 @@ def load_trained(config: Config, context: Context) -> Recommender:
             vectors = text_vectors_lib.catalogue_text_vectors(trained.text, context.catalogue.texts, model_dir)
     model = training.build_model(trained, context.data_dir, vectors)
     model.compute_loss(next(iter(dataset.make_dataset(context.data_dir, "train", 8))))
-    model.load_weights(path).assert_existing_objects_matched()
+    # The optimizer slots saved with the weights are not needed to predict.
+    model.load_weights(path).assert_existing_objects_matched().expect_partial()
     return model
 
 

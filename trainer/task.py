@@ -20,6 +20,7 @@ from trainer.config import (
     DataConfig,
     DataSource,
     EvalConfig,
+    ExportConfig,
     ExampleConfig,
     FeatureConfig,
     ModelConfig,
@@ -144,6 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-train-seconds", type=float, default=train_defaults.max_seconds)
     eval_defaults = EvalConfig()
     train.add_argument("--primary-filter", choices=["auto", "unfiltered", "seen_filtered"], default=eval_defaults.primary_filter)
+    export = parser.add_argument_group("export (TensorFlow Serving)")
+    export_defaults = ExportConfig()
+    export.add_argument("--model-name", default=export_defaults.model_name, help="TF Serving model name")
+    export.add_argument("--export-dir", default="", help="default: <job-dir>/export")
+    export.add_argument("--export-version", type=int, default=export_defaults.version, help="0 = next free version")
+    export.add_argument("--max-k", type=int, default=export_defaults.max_k, help="largest k a request may ask for")
+    export.add_argument("--exclude-history", choices=["auto", "yes", "no"], default=export_defaults.exclude_history,
+                        help="never recommend items in the request's history (auto: as the evaluation's primary filter)")
+    export.add_argument("--mmr-pool", type=int, default=export_defaults.mmr_pool)
+    export.add_argument("--serving-base-path", default=export_defaults.serving_base_path,
+                        help="export dir as the TF Serving container sees it (models.config)")
     train.add_argument("--baselines", default=",".join(eval_defaults.baselines), help="comma list; '' for none")
     return parser
 
@@ -216,6 +228,10 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
             primary_filter=args.primary_filter,
             baselines=tuple(b.strip() for b in args.baselines.split(",") if b.strip()),
         ),
+        export=ExportConfig(
+            model_name=args.model_name, export_dir=args.export_dir, version=args.export_version, max_k=args.max_k,
+            exclude_history=args.exclude_history, mmr_pool=args.mmr_pool, serving_base_path=args.serving_base_path,
+        ),
     )
 
 
@@ -241,7 +257,7 @@ def pseudonymize_key(args: argparse.Namespace, environ: Mapping[str, str]) -> by
 def run(config: Config, key: bytes | None = None, pretrain_epochs: int = 2) -> dict[str, str]:
     """Runs the configured stage(s); returns the main output paths by name.
 
-    `all` = prepare -> analyze -> train -> evaluate (text pretraining is its own
+    `all` = prepare -> analyze -> train -> evaluate -> export (text pretraining is its own
     stage: `--stage=pretrain-text`, then `--bert-path=<job-dir>/text_pretrained`).
     """
     # pylint: disable=g-import-not-at-top
@@ -268,6 +284,7 @@ def run(config: Config, key: bytes | None = None, pretrain_epochs: int = 2) -> d
         from trainer import text_pretraining_stage
 
         outputs.update(text_pretraining_stage.run(config, pretrain_epochs))
+    context = model = None
     if stage in (Stage.TRAIN, Stage.EVALUATE, Stage.ALL):
         from trainer import experiment
 
@@ -282,6 +299,10 @@ def run(config: Config, key: bytes | None = None, pretrain_epochs: int = 2) -> d
             if train_result is None:
                 model = experiment.load_trained(config, context)
             outputs.update(experiment.evaluate(config, context, model, train_result))
+    if stage in (Stage.EXPORT, Stage.ALL):
+        from serving import export as export_lib
+
+        outputs.update(export_lib.export(config, context, model))
     return outputs
 
 

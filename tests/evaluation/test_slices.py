@@ -57,6 +57,21 @@ def test_slice_metrics_groups_and_counts():
     assert out["region"]["unknown"]["hr@10"] == 0.0  # rank 20
 
 
+def test_item_user_slicing_crosses_cold_with_first_time():
+    ranks = np.array([0, 5, 20, 1, 100])
+    fields = {"target_item_id": np.array(["a", "a", "b", "c", "b"], dtype=object)}
+    seen = np.array([True, False, True, False, False])
+    out = slices.slice_metrics(ranks, fields, {"a": 2, "b": 0, "c": 1}, coarse_cell_degrees=0.5, target_seen=seen)
+    assert list(out) == ["item", "item_user"]
+    groups = out["item_user"]
+    assert list(groups) == ["warm_repeat", "warm_new", "cold_repeat", "cold_new"]
+    assert [groups[g]["count"] for g in groups] == [1, 2, 1, 1]
+    assert groups["cold_new"]["mrr"] == pytest.approx(1 / 101)  # the second b, first time for its user
+    assert groups["cold_repeat"]["hr@50"] == 1.0  # rank 20
+    with pytest.raises(ValueError, match="target_seen"):
+        slices.slice_metrics(ranks, fields, {}, coarse_cell_degrees=0.5, target_seen=seen[:2])
+
+
 def test_empty_fixed_slices_are_kept_with_null_metrics():
     out = slices.group_metrics(np.array([3]), np.array(["warm"], dtype=object), order=("warm", "cold"))
     assert out["cold"]["count"] == 0 and out["cold"]["hr@10"] is None

@@ -4,6 +4,11 @@ Slicings (each slice reports "count" and the ranking metrics of its examples):
   item         "warm" / "cold": the target item had no training-period events
                (train_count 0 in items.tfrecord.gz), so only side information
                or luck can rank it.
+  item_user    the item slicing crossed with whether the user had the target
+               among earlier events: "warm_repeat", "warm_new", "cold_repeat",
+               "cold_new". "cold_new" (an item without training events that the
+               user meets for the first time) is where only side information
+               (text, category, place, price) can place the item.
   time_of_day  local time of the request, from request_timestamp +
                request_utc_offset * 60: night [0, 6), morning [6, 12),
                afternoon [12, 18), evening [18, 24).
@@ -33,6 +38,8 @@ from trainer.features import geo
 log = logging.getLogger(__name__)
 
 ITEM = "item"
+ITEM_USER = "item_user"
+ITEM_USER_SLICES = ("warm_repeat", "warm_new", "cold_repeat", "cold_new")
 TIME_OF_DAY = "time_of_day"
 REGION = "region"
 WARM, COLD = "warm", "cold"
@@ -147,6 +154,7 @@ def slice_metrics(
     coarse_cell_degrees: float,
     *,
     top_regions: int = DEFAULT_TOP_REGIONS,
+    target_seen: np.ndarray | None = None,
     ks: Sequence[int] = metrics_lib.DEFAULT_KS,
     ndcg_ks: Sequence[int] = metrics_lib.DEFAULT_NDCG_KS,
 ) -> SliceMetrics:
@@ -160,9 +168,11 @@ def slice_metrics(
       item_train_counts: item id -> training-period events (items.tfrecord.gz).
       coarse_cell_degrees: the region cell size (manifest feature_config).
       top_regions: how many of the most frequent regions get their own slice.
+      target_seen: optional [U] bool, the target was among the user's earlier
+        items (`RankingResult.target_seen`); adds the "item_user" slicing.
 
     Returns:
-      {"item": {"warm", "cold"}, "time_of_day": {"night", ...}, "region": {...}},
+      {"item": {"warm", "cold"}, "item_user": {...}, "time_of_day": {"night", ...}, "region": {...}},
       each slice {"count", metric...}.
     """
     ranks = np.asarray(ranks)
@@ -171,9 +181,14 @@ def slice_metrics(
             raise ValueError(f"`fields[{name!r}]` must have one value per rank ({len(ranks)}). Received: {len(values)}")
     out: SliceMetrics = {}
     if es.TARGET_ITEM_ID in fields:
-        out[ITEM] = group_metrics(
-            ranks, cold_item_labels(fields[es.TARGET_ITEM_ID], item_train_counts), (WARM, COLD), ks, ndcg_ks
-        )
+        items = cold_item_labels(fields[es.TARGET_ITEM_ID], item_train_counts)
+        out[ITEM] = group_metrics(ranks, items, (WARM, COLD), ks, ndcg_ks)
+        if target_seen is not None:
+            seen = np.asarray(target_seen, bool)
+            if seen.shape != ranks.shape:
+                raise ValueError(f"`target_seen` must be [U] like ranks {ranks.shape}. Received: {seen.shape}")
+            labels = np.array([f"{i}_{'repeat' if s else 'new'}" for i, s in zip(items, seen)], dtype=object)
+            out[ITEM_USER] = group_metrics(ranks, labels, ITEM_USER_SLICES, ks, ndcg_ks)
     if es.REQUEST_TIMESTAMP in fields and es.REQUEST_UTC_OFFSET in fields:
         labels = time_of_day_labels(fields[es.REQUEST_TIMESTAMP], fields[es.REQUEST_UTC_OFFSET])
         out[TIME_OF_DAY] = group_metrics(ranks, labels, [name for name, _, _ in TIMES_OF_DAY], ks, ndcg_ks)
@@ -200,4 +215,6 @@ def result_slices(
     if filter_name not in ev.FILTERS:
         raise ValueError(f"`filter_name` must be one of {ev.FILTERS}. Received: filter_name={filter_name!r}")
     counts = item_train_counts(catalogue.ids, catalogue.train_counts)
-    return slice_metrics(result.ranks[filter_name], result.fields, counts, coarse_cell_degrees, **kwargs)
+    return slice_metrics(
+        result.ranks[filter_name], result.fields, counts, coarse_cell_degrees, target_seen=result.target_seen, **kwargs
+    )

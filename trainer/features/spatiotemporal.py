@@ -36,7 +36,8 @@ def compute(batch: dict[str, tf.Tensor], config: FeatureConfig) -> dict[str, tf.
       history_step_km [B, T] float32 (from the previous event's place; NaN unknown);
       request_hour, request_weekday [B] int32; request_cyclic_time [B, 4] float32;
       request_coarse_cell, request_fine_cell [B] int64;
-      request_last_place_km [B] float32 (request place to the last known history place; NaN unknown).
+      request_last_place_km [B] float32 (request place to the last known history place; NaN unknown);
+      history_request_km [B, T] float32 (request place to each history event's place; NaN unknown or padding).
     Padding positions carry 0 / NaN and must be masked by the consumer.
     """
     mask = tf.not_equal(batch[es.HISTORY_ITEM_IDS], "")
@@ -70,4 +71,7 @@ def compute(batch: dict[str, tf.Tensor], config: FeatureConfig) -> dict[str, tf.
         "request_coarse_cell": geo.geo_cell(request_lat, request_lon, config.coarse_cell_degrees),
         "request_fine_cell": geo.geo_cell(request_lat, request_lon, config.fine_cell_degrees),
         "request_last_place_km": geo.haversine_km(request_lat, request_lon, last_lat, last_lon),
+        "history_request_km": tf.where(
+            mask, geo.haversine_km(request_lat[:, None], request_lon[:, None], history_lat, history_lon), float("nan")
+        ),
     }

@@ -8,6 +8,7 @@ model's log-probabilities of the next item, in catalogue order.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +22,7 @@ from trainer.models.behaviour_head import BehaviourHead
 from trainer.models.candidate_tower import CandidateTower
 from trainer.models.catalogue import Catalogue, Vocabularies
 from trainer.models.query_tower import QueryTower
-from trainer.models.repeat_head import RepeatHead
+from trainer.models.repeat_head import RepeatHead, pointer_context
 from trainer.models.sequence_tower import SequenceTower
 
 PAD_ROWS = 2  # catalogue lookup: 0 = padding, 1 = not in the catalogue, 2.. = items
@@ -207,51 +208,79 @@ class Recommender(tfrs.Model):
         """[N, D] unit vectors of every catalogue item."""
         return self.candidate_tower(self.catalogue_features, training=training)
 
-    def forward(self, batch: dict[str, tf.Tensor], training: bool = False, catalogue: tf.Tensor | None = None) -> Outputs:
-        """One pass; `catalogue` ([N, D], from `catalogue_vectors`) may be passed in to reuse it."""
+    def forward(
+        self,
+        batch: dict[str, tf.Tensor],
+        training: bool = False,
+        catalogue: tf.Tensor | None = None,
+        lookup: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    ) -> Outputs:
+        """One pass.
+
+        `catalogue` ([N, D], from `catalogue_vectors`) may be passed in to reuse it,
+        or to score another catalogue (serving: items added after training); then
+        `lookup` maps item ids (any shape, string) to int64 rows of that catalogue
+        + PAD_ROWS (0 for "", 1 for ids not in it). Default: the training catalogue.
+        """
         features = spatiotemporal.compute(batch, self.feature_config)
         if catalogue is None:
             catalogue = self.catalogue_vectors(training)
-        history_index = self.catalogue_lookup(batch[es.HISTORY_ITEM_IDS])
+        history_index = (lookup or self.catalogue_lookup)(batch[es.HISTORY_ITEM_IDS])
         item_vectors = tf.gather(padded(catalogue), history_index)
         positions, state = self.sequence_tower(item_vectors, batch[es.HISTORY_EVENT_TYPES], features, training=training)
         query, hidden = self.query_tower(state, features, batch, training=training)
         gate_logit = pointer = None
         if self.repeat_head is not None:
             # Only catalogue items can be scored, so only they may be pointed at.
-            gate_logit, pointer = self.repeat_head(positions, hidden, batch[es.HISTORY_ITEM_IDS], history_index >= PAD_ROWS)
+            gate_logit, pointer = self.repeat_head(
+                positions, hidden, batch[es.HISTORY_ITEM_IDS], history_index >= PAD_ROWS, pointer_context(features)
+            )
         return Outputs(catalogue, query, hidden, history_index, features, gate_logit, pointer)
 
-    def _scatter_history(self, history_index: tf.Tensor, values: tf.Tensor) -> tf.Tensor:
+    @staticmethod
+    def scatter_history(history_index: tf.Tensor, values: tf.Tensor, num_items: tf.Tensor | int) -> tf.Tensor:
         """Sums [B, T] `values` into [B, N] at each position's catalogue item (padding/unknown skipped)."""
         batch_size = tf.shape(history_index)[0]
         rows = tf.repeat(tf.range(batch_size, dtype=history_index.dtype)[:, None], tf.shape(history_index)[1], axis=1)
         valid = history_index >= PAD_ROWS
         indices = tf.stack([tf.boolean_mask(rows, valid), tf.boolean_mask(history_index - PAD_ROWS, valid)], axis=1)
-        shape = tf.cast(tf.stack([batch_size, self.num_items]), indices.dtype)
+        shape = tf.cast(tf.stack([batch_size, num_items]), indices.dtype)
         return tf.scatter_nd(indices, tf.boolean_mask(values, valid), shape)
 
-    def history_item_mask(self, history_index: tf.Tensor) -> tf.Tensor:
-        """[B, N] bool: catalogue items present in the history window."""
-        return self._scatter_history(history_index, tf.ones(tf.shape(history_index))) > 0
+    def history_item_mask(self, history_index: tf.Tensor, num_items: tf.Tensor | int | None = None) -> tf.Tensor:
+        """[B, N] bool: catalogue items present in the history window (N defaults to the training catalogue)."""
+        num_items = self.num_items if num_items is None else num_items
+        return self.scatter_history(history_index, tf.ones(tf.shape(history_index)), num_items) > 0
 
-    def repeat_distribution(self, history_index: tf.Tensor, pointer_logits: tf.Tensor) -> tf.Tensor:
+    def repeat_distribution(
+        self, history_index: tf.Tensor, pointer_logits: tf.Tensor, num_items: tf.Tensor | int | None = None
+    ) -> tf.Tensor:
         """[B, N] P(item | repeat): pointer attention summed per catalogue item."""
-        return self._scatter_history(history_index, tf.nn.softmax(pointer_logits, axis=-1))
+        num_items = self.num_items if num_items is None else num_items
+        return self.scatter_history(history_index, tf.nn.softmax(pointer_logits, axis=-1), num_items)
 
-    def score_catalogue(self, batch: dict[str, tf.Tensor], catalogue: tf.Tensor | None = None) -> tf.Tensor:
+    def score_catalogue(
+        self,
+        batch: dict[str, tf.Tensor],
+        catalogue: tf.Tensor | None = None,
+        lookup: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    ) -> tf.Tensor:
         """[B, N] float32 log P(next item) over the catalogue (catalogue order).
 
         `catalogue` ([N, D] from `catalogue_vectors()`) can be computed once and
-        passed in when scoring many batches.
+        passed in when scoring many batches; see `forward` for `lookup`.
         """
-        out = self.forward(batch, training=False, catalogue=catalogue)
+        return self.score_outputs(self.forward(batch, training=False, catalogue=catalogue, lookup=lookup))
+
+    def score_outputs(self, out: Outputs) -> tf.Tensor:
+        """[B, N] float32 log P(next item) from one forward pass (see `score_catalogue`)."""
+        num_items = tf.shape(out.catalogue)[0]
         logits = tf.matmul(out.query, out.catalogue, transpose_b=True) / self.model_config.temperature
         if out.gate_logit is None:
             return tf.nn.log_softmax(logits, axis=-1)
-        in_history = self.history_item_mask(out.history_index)
+        in_history = self.history_item_mask(out.history_index, num_items)
         explore = tf.nn.log_softmax(tf.where(in_history, -1e9, logits), axis=-1)
-        repeat = tf.math.log(self.repeat_distribution(out.history_index, out.pointer_logits) + 1e-12)
+        repeat = tf.math.log(self.repeat_distribution(out.history_index, out.pointer_logits, num_items) + 1e-12)
         log_gate = tf.math.log_sigmoid(out.gate_logit)[:, None]
         log_not_gate = tf.math.log_sigmoid(-out.gate_logit)[:, None]
         # Items in the history: repeat mass; other items: explore mass. An
@@ -260,14 +289,51 @@ class Recommender(tfrs.Model):
         explore_scores = tf.where(has_history, log_not_gate + explore, explore)
         return tf.where(in_history, log_gate + repeat, explore_scores)
 
-    def behaviour(self, out: Outputs, batch: dict[str, tf.Tensor], item_index: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Behaviour-head predictions for candidate rows `item_index` ([B] catalogue rows + PAD_ROWS)."""
+    def behaviour(
+        self,
+        out: Outputs,
+        batch: dict[str, tf.Tensor],
+        item_index: tf.Tensor,
+        latitudes: tf.Tensor | None = None,
+        longitudes: tf.Tensor | None = None,
+    ) -> dict[str, tf.Tensor]:
+        """Behaviour-head predictions for candidate rows `item_index` ([B] catalogue rows + PAD_ROWS).
+
+        `latitudes` / `longitudes` ([N] float32, NaN unknown) belong to `out.catalogue`;
+        default: the training catalogue's.
+        """
         candidate = tf.gather(padded(out.catalogue), item_index)
-        nan = tf.constant([np.nan, np.nan], tf.float32)
-        lat = tf.gather(tf.concat([nan, self.catalogue_features["latitude"]], 0), item_index)
-        lon = tf.gather(tf.concat([nan, self.catalogue_features["longitude"]], 0), item_index)
+        nan = tf.constant([np.nan] * PAD_ROWS, tf.float32)
+        latitudes = self.catalogue_features["latitude"] if latitudes is None else latitudes
+        longitudes = self.catalogue_features["longitude"] if longitudes is None else longitudes
+        lat = tf.gather(tf.concat([nan, latitudes], 0), item_index)
+        lon = tf.gather(tf.concat([nan, longitudes], 0), item_index)
         distance = geo.haversine_km(batch[es.REQUEST_LATITUDE], batch[es.REQUEST_LONGITUDE], lat, lon)
         return self.behaviour_head(out.hidden, out.query, candidate, distance, out.features["request_cyclic_time"])
+
+    def behaviour_of_candidates(
+        self,
+        out: Outputs,
+        batch: dict[str, tf.Tensor],
+        item_index: tf.Tensor,
+        latitudes: tf.Tensor | None = None,
+        longitudes: tf.Tensor | None = None,
+    ) -> dict[str, tf.Tensor]:
+        """`behaviour` for C candidates per row: `item_index` [B, C] -> each output [B, C, ...]."""
+        if self.behaviour_head is None:
+            return {}
+        per_row = tf.shape(item_index)[1]
+        repeat = lambda t: tf.repeat(t, per_row, axis=0)  # noqa: E731  [B, ...] -> [B * C, ...]
+        flat_out = dataclasses.replace(
+            out, query=repeat(out.query), hidden=repeat(out.hidden),
+            features={"request_cyclic_time": repeat(out.features["request_cyclic_time"])},
+        )
+        flat_batch = {name: repeat(batch[name]) for name in (es.REQUEST_LATITUDE, es.REQUEST_LONGITUDE)}
+        predicted = self.behaviour(flat_out, flat_batch, tf.reshape(item_index, [-1]), latitudes, longitudes)
+        shape = tf.shape(item_index)
+        return {
+            name: tf.reshape(value, tf.concat([shape, tf.shape(value)[1:]], axis=0)) for name, value in predicted.items()
+        }
 
     # ---- tasks --------------------------------------------------------------
 

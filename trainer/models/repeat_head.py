@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from trainer.features import spatiotemporal
+from trainer.models.sequence_tower import log_distance
+
 NEG_INF = -1e9
 
 
@@ -23,9 +26,33 @@ def repeat_counts(history_item_ids: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(same, tf.float32), axis=-1) * tf.cast(mask, tf.float32)
 
 
-class RepeatHead(tf.keras.layers.Layer):
-    """(positions [B, T, U], hidden [B, H], history ids [B, T], mask [B, T]) -> (gate logit [B], pointer logits [B, T]).
+def pointer_context(features: dict[str, tf.Tensor]) -> tf.Tensor:
+    """[B, T, 6] float32: how each history event relates to the request (0 at padding).
 
+    cos of the time-of-day and time-of-week differences between the event and
+    the request (people return at the same hours), the log distance from the
+    request place to the event's place with a known flag, and the log of how
+    many events ago it was. `features` is the dict from `spatiotemporal.compute`.
+    """
+    mask = features[spatiotemporal.HISTORY_MASK]
+    history = features["history_cyclic_time"]
+    request = features["request_cyclic_time"][:, None, :]
+    same_day_time = history[..., 0] * request[..., 0] + history[..., 1] * request[..., 1]
+    same_week_time = history[..., 2] * request[..., 2] + history[..., 3] * request[..., 3]
+    km, has_km = log_distance(features["history_request_km"])
+    length = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1, keepdims=True)
+    events_ago = tf.cast(tf.maximum(length - 1 - tf.range(tf.shape(mask)[1])[None, :], 0), tf.float32)
+    context = tf.stack([same_day_time, same_week_time, km, has_km, tf.math.log1p(events_ago) / 3.0], axis=-1)
+    return context * tf.cast(mask, tf.float32)[..., None]
+
+
+class RepeatHead(tf.keras.layers.Layer):
+    """(positions [B, T, U], hidden [B, H], history ids [B, T], mask [B, T], context [B, T, C])
+    -> (gate logit [B], pointer logits [B, T]).
+
+    positions: the sequence tower's per-position outputs (zeros at padding);
+    mask: [B, T] bool, True at real events that may be pointed at;
+    context: `pointer_context` features (zeros at padding).
     Pointer logits are NEG_INF at padding.
     """
 
@@ -35,17 +62,19 @@ class RepeatHead(tf.keras.layers.Layer):
         self.position_projection = tf.keras.layers.Dense(units, use_bias=False, name="pointer_position")
         self.query_projection = tf.keras.layers.Dense(units, name="pointer_query")
         self.count_projection = tf.keras.layers.Dense(units, use_bias=False, name="pointer_count")
+        self.context_projection = tf.keras.layers.Dense(units, use_bias=False, name="pointer_context")
         self.score = tf.keras.layers.Dense(1, use_bias=False, name="pointer_score")
         self.gate_hidden = tf.keras.layers.Dense(units, activation="gelu", name="gate_hidden")
         self.gate = tf.keras.layers.Dense(1, name="gate_logit")
 
-    def call(self, positions: tf.Tensor, hidden: tf.Tensor, history_item_ids: tf.Tensor, mask: tf.Tensor):
+    def call(self, positions: tf.Tensor, hidden: tf.Tensor, history_item_ids: tf.Tensor, mask: tf.Tensor, context: tf.Tensor):
         counts = repeat_counts(history_item_ids, mask)
         count_features = tf.stack([tf.math.log1p(counts), tf.cast(counts > 1, tf.float32)], axis=-1)
         energy = tf.tanh(
             self.position_projection(positions)
             + self.query_projection(hidden)[:, None, :]
             + self.count_projection(count_features)
+            + self.context_projection(context)
         )
         pointer = tf.squeeze(self.score(energy), -1)
         pointer = tf.where(mask, pointer, NEG_INF)

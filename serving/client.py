@@ -1,0 +1,261 @@
+"""Client for any TF Serving endpoint serving this model (ours or stock):
+users' histories (JSON) -> PredictRequest -> recommendations with explanations.
+
+A user, as JSON (one object, a list, or JSON lines):
+    {"user_id": "u1",
+     "history": [{"item_id": "i7", "timestamp": 1700000000, "event_type": "purchase",
+                  "latitude": 40.7, "longitude": -73.9, "utc_offset": -300}, ...],
+     "request": {"timestamp": 1700003600, "utc_offset": -300, "latitude": 40.7, "longitude": -73.9},
+     "k": 10, "exclude": ["i3"], "diversity": 0.0}
+Timestamps are unix seconds or ISO-8601 times with an offset ("2024-05-01T08:30:00-04:00",
+which also gives utc_offset). Only "item_id" and "timestamp" are required per event;
+"request" defaults to now at the last event's place.
+
+    python -m serving.client --server=localhost:8500 --model-name=recommender --input=user.json
+
+Requests always carry the same history and exclusion widths (`history_length`,
+`exclusion_width`), so stock TF Serving's batching can merge them (it pads
+variable-length inputs with the wrong values, so that stays off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import grpc
+import numpy as np
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+from serving import contract, tensors
+
+DEFAULT_HISTORY_LENGTH = 50
+DEFAULT_EXCLUSION_WIDTH = 16
+
+
+def _time(value: Any, field: str) -> tuple[int, int | None]:
+    """(unix seconds, utc offset in minutes or None) of a JSON time."""
+    if isinstance(value, bool):
+        raise ValueError(f"{field}: expected unix seconds or an ISO-8601 time. Received: {value!r}")
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return int(value), None
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return int(parsed.timestamp()), int(parsed.utcoffset().total_seconds() // 60)
+    raise ValueError(f"{field}: expected unix seconds or an ISO-8601 time with an offset. Received: {value!r}")
+
+
+def _float(value: Any, field: str) -> float:
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{field}: expected a number or null. Received: {value!r}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestShape:
+    history_length: int = DEFAULT_HISTORY_LENGTH
+    exclusion_width: int = DEFAULT_EXCLUSION_WIDTH
+
+    def __post_init__(self):
+        if self.history_length < 1 or self.exclusion_width < 1:
+            raise ValueError(f"`history_length` and `exclusion_width` must be >= 1. Received: {self}")
+
+
+def query_inputs(users: Sequence[Mapping[str, Any]], shape: RequestShape = RequestShape(), now: float | None = None) -> dict[str, np.ndarray]:
+    """The contract's query inputs ([B] and right-padded [B, T]) for users in the JSON form above."""
+    b, t = len(users), shape.history_length
+    out = {
+        "user_id": np.full([b], "", object),
+        "history_item_ids": np.full([b, t], "", object),
+        "history_timestamps": np.zeros([b, t], np.int64),
+        "history_event_types": np.full([b, t], "", object),
+        "history_utc_offsets": np.zeros([b, t], np.int64),
+        "history_latitudes": np.full([b, t], np.nan, np.float32),
+        "history_longitudes": np.full([b, t], np.nan, np.float32),
+        "request_timestamp": np.zeros([b], np.int64),
+        "request_utc_offset": np.zeros([b], np.int64),
+        "request_latitude": np.full([b], np.nan, np.float32),
+        "request_longitude": np.full([b], np.nan, np.float32),
+    }
+    for row, user in enumerate(users):
+        if not isinstance(user, Mapping):
+            raise ValueError(f"user {row}: expected a JSON object. Received: {type(user).__name__}")
+        out["user_id"][row] = str(user.get("user_id", ""))
+        events = []
+        for i, event in enumerate(user.get("history", [])):
+            where = f"user {row} history[{i}]"
+            if not isinstance(event, Mapping) or not event.get("item_id"):
+                raise ValueError(f"{where}: needs an item_id. Received: {event!r}")
+            seconds, offset = _time(event.get("timestamp"), f"{where}.timestamp")
+            offset = int(event.get("utc_offset", offset if offset is not None else 0))
+            events.append((seconds, str(event["item_id"]), str(event.get("event_type", "")), offset,
+                           _float(event.get("latitude"), f"{where}.latitude"), _float(event.get("longitude"), f"{where}.longitude")))
+        events.sort(key=lambda e: e[0])  # oldest first; the last `history_length` events are kept
+        events = events[-t:]
+        for j, (seconds, item, kind, offset, lat, lon) in enumerate(events):
+            out["history_timestamps"][row, j] = seconds
+            out["history_item_ids"][row, j] = item
+            out["history_event_types"][row, j] = kind
+            out["history_utc_offsets"][row, j] = offset
+            out["history_latitudes"][row, j] = lat
+            out["history_longitudes"][row, j] = lon
+        request = user.get("request", {}) or {}
+        if "timestamp" in request:
+            seconds, offset = _time(request["timestamp"], f"user {row} request.timestamp")
+        else:
+            seconds, offset = int(now if now is not None else time.time()), None
+        last = events[-1] if events else None
+        out["request_timestamp"][row] = seconds
+        out["request_utc_offset"][row] = int(request.get("utc_offset", offset if offset is not None else (last[3] if last else 0)))
+        out["request_latitude"][row] = _float(request.get("latitude", last[4] if last else None), f"user {row} request.latitude")
+        out["request_longitude"][row] = _float(request.get("longitude", last[5] if last else None), f"user {row} request.longitude")
+    return out
+
+
+def recommend_inputs(
+    users: Sequence[Mapping[str, Any]], k: int = 10, diversity: float = 0.0, shape: RequestShape = RequestShape(),
+    now: float | None = None,
+) -> dict[str, np.ndarray]:
+    """serving_default inputs; per-user "k", "exclude", "diversity" override the defaults."""
+    inputs = query_inputs(users, shape, now)
+    excludes = [[str(i) for i in user.get("exclude", [])] for user in users]
+    width = max([shape.exclusion_width] + [len(e) for e in excludes])
+    width = -(-width // shape.exclusion_width) * shape.exclusion_width  # a multiple of the fixed width
+    exclusions = np.full([len(users), width], "", object)
+    for row, items in enumerate(excludes):
+        exclusions[row, : len(items)] = items
+    inputs["k"] = np.array([int(user.get("k", k)) for user in users], np.int32)
+    inputs["exclusions"] = exclusions
+    inputs["diversity"] = np.array([float(user.get("diversity", diversity)) for user in users], np.float32)
+    return inputs
+
+
+def _text(value: Any) -> Any:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def recommendations(outputs: Mapping[str, np.ndarray]) -> list[list[dict[str, Any]]]:
+    """serving_default / retrieve outputs -> per user, the items with scores, behaviour and explanation."""
+    ids = outputs["item_ids"]
+    result = []
+    for row in range(ids.shape[0]):
+        items = []
+        for col in range(ids.shape[1]):
+            item = _text(ids[row, col])
+            if not item:
+                continue
+            entry: dict[str, Any] = {"item_id": item, "score": float(outputs["scores"][row, col])}
+            if "from_history" in outputs:
+                entry["from_history"] = bool(outputs["from_history"][row, col])
+            if "because_item_id" in outputs and outputs["because_position"][row, col] >= 0:
+                entry["because"] = {
+                    "item_id": _text(outputs["because_item_id"][row, col]),
+                    "position": int(outputs["because_position"][row, col]),
+                    "weight": float(outputs["because_weight"][row, col]),
+                }
+            if "event_type_probabilities" in outputs:
+                names = [_text(n) for n in outputs["event_type_names"][row]]
+                entry["behaviour"] = {n: float(p) for n, p in zip(names, outputs["event_type_probabilities"][row, col])}
+            if "predicted_rating" in outputs:
+                entry["predicted_rating"] = float(outputs["predicted_rating"][row, col])
+            items.append(entry)
+        result.append(items)
+    return result
+
+
+class Client:
+    """A PredictionService client (`target` like "localhost:8500")."""
+
+    def __init__(self, target: str, model_name: str, timeout: float = 10.0, max_message_bytes: int = 64 * 1024 * 1024):
+        self.model_name = model_name
+        self.timeout = timeout
+        self.channel = grpc.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", max_message_bytes), ("grpc.max_send_message_length", max_message_bytes)]
+        )
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+
+    def predict(self, signature: str, inputs: Mapping[str, np.ndarray], version: int | None = None) -> dict[str, np.ndarray]:
+        dtypes = {t.name: t.dtype for t in contract.INPUTS[signature]}
+        request = tensors.predict_request(self.model_name, signature, inputs, dtypes, version)
+        response: predict_pb2.PredictResponse = self.stub.Predict(request, timeout=self.timeout)
+        return {name: tensors.from_proto(proto) for name, proto in response.outputs.items()}
+
+    def recommend(self, users: Sequence[Mapping[str, Any]], k: int = 10, diversity: float = 0.0,
+                  shape: RequestShape = RequestShape()) -> list[list[dict[str, Any]]]:
+        return recommendations(self.predict(contract.RECOMMEND, recommend_inputs(users, k, diversity, shape)))
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def read_users(path: str) -> list[dict[str, Any]]:
+    """Users from a JSON object, a JSON list or JSON lines ("-" = stdin)."""
+    text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    try:
+        data = json.loads(text)
+        return data if isinstance(data, list) else [data]
+    except json.JSONDecodeError:
+        users = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    users.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path} line {number}: not JSON: {e}") from None
+        return users
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", default="localhost:8500")
+    parser.add_argument("--model-name", default="recommender")
+    parser.add_argument("--input", required=True, help="users JSON / JSON lines; '-' = stdin")
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--diversity", type=float, default=0.0)
+    parser.add_argument("--history-length", type=int, default=DEFAULT_HISTORY_LENGTH)
+    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    try:
+        users = read_users(args.input)
+        client = Client(args.server, args.model_name, args.timeout)
+        results = client.recommend(users, args.k, args.diversity, RequestShape(history_length=args.history_length))
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as e:
+        print(f"error: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([{"user_id": u.get("user_id", ""), "items": r} for u, r in zip(users, results)], indent=2))
+        return 0
+    for user, items in zip(users, results):
+        print(f"user {user.get('user_id', '')!r}: {len(user.get('history', []))} events")
+        for rank, item in enumerate(items, 1):
+            because = item.get("because")
+            why = ""
+            if because:
+                why = ("returns to" if item.get("from_history") else "like") + f" {because['item_id']} (event {because['position']})"
+            behaviour = item.get("behaviour")
+            likely = f"  next: {max(behaviour, key=behaviour.get)} {max(behaviour.values()):.2f}" if behaviour else ""
+            rating = f"  rating {item['predicted_rating']:.2f}" if "predicted_rating" in item else ""
+            print(f"  {rank:2d}. {item['item_id']:<20s} P={math.exp(item['score']):.4f}{likely}{rating}  {why}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
