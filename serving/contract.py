@@ -171,7 +171,7 @@ def validate(signature: str, inputs: dict[str, tf.Tensor], max_k: int) -> list[t
     checks.append(
         tf.debugging.assert_equal(
             tf.reduce_any(gap_then_event), False,
-            message="history_item_ids: padding ('') must come after a request's real events (right padding)",
+            message="history_item_ids: padding (empty ids) must come after the real events of each request (right padding)",
         )
     )
     checks.append(

@@ -107,11 +107,13 @@ def save_version(
     signatures: dict[str, Any],
     model_base: str,
     version: int,
-    requests: dict[str, dict[str, np.ndarray]],
-    model_name: str,
-    serving_config: dict[str, Any],
+    extra_files: dict[str, bytes] | None = None,
 ) -> str:
-    """Saves `module` as `<model_base>/<version>` atomically, with warmup requests; returns the path."""
+    """Saves `module` as `<model_base>/<version>` atomically; returns the path.
+
+    `extra_files` (path inside the version -> bytes) are written before the
+    version becomes visible (warmup requests, serving_config.json).
+    """
     final = os.path.join(model_base, str(version))
     if io.exists(final):
         raise ValueError(f"Version {version} already exists: {final!r}. Pass another version (0 = next).")
@@ -119,10 +121,8 @@ def save_version(
     tf.io.gfile.makedirs(model_base)
     try:
         tf.saved_model.save(module, staging, signatures=signatures)
-        extra = os.path.join(staging, ASSETS_EXTRA)
-        tf.io.gfile.makedirs(extra)
-        warmup.write(os.path.join(extra, warmup.FILENAME), model_name, requests)
-        io.write_text(os.path.join(extra, SERVING_CONFIG), json.dumps(io.jsonable(serving_config), indent=2, sort_keys=True))
+        for name, data in (extra_files or {}).items():
+            io.write_bytes(os.path.join(staging, name), data)
         tf.io.gfile.rename(staging, final)
     except BaseException:
         if io.exists(staging):
@@ -204,10 +204,13 @@ def export(config: Config, context=None, model: Recommender | None = None) -> di
         "signatures": {name: list(module.output_names(name)) for name in contract.SIGNATURES},
         "event_types": list(module._event_type_names),  # pylint: disable=protected-access
     }
-    path = save_version(
-        module, module.signatures(), model_base, version,
-        sample_requests(context.data_dir, context.catalogue, settings.max_k), config.export.model_name, serving_config,
-    )
+    extra = {
+        os.path.join(ASSETS_EXTRA, warmup.FILENAME): warmup.serialize(
+            config.export.model_name, sample_requests(context.data_dir, context.catalogue, settings.max_k)
+        ),
+        os.path.join(ASSETS_EXTRA, SERVING_CONFIG): json.dumps(io.jsonable(serving_config), indent=2, sort_keys=True).encode(),
+    }
+    path = save_version(module, module.signatures(), model_base, version, extra)
     files = write_server_files(export_dir, config.export.model_name, config.export.serving_base_path)
     log.info("Exported %s version %d (%d items, exclude history: %s) to %s in %.1f s",
              config.export.model_name, version, len(context.catalogue), settings.exclude_history, path, time.time() - started)

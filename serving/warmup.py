@@ -4,6 +4,7 @@ graph initialisation. One record per signature."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 
 import numpy as np
@@ -24,13 +25,15 @@ def records(model_name: str, requests: Mapping[str, Mapping[str, np.ndarray]]) -
     return logs
 
 
-def write(path: str, model_name: str, requests: Mapping[str, Mapping[str, np.ndarray]]) -> int:
-    """Writes one PredictionLog per request; returns how many."""
-    logs = records(model_name, requests)
+def serialize(model_name: str, requests: Mapping[str, Mapping[str, np.ndarray]]) -> bytes:
+    """The warmup file's bytes: one TFRecord-framed PredictionLog per request."""
+    path = f"ram://warmup-{uuid.uuid4().hex}"
     with tf.io.TFRecordWriter(path) as writer:
-        for record in logs:
+        for record in records(model_name, requests):
             writer.write(record.SerializeToString())
-    return len(logs)
+    data = tf.io.gfile.GFile(path, "rb").read()
+    tf.io.gfile.remove(path)
+    return data
 
 
 def read(path: str) -> list[prediction_log_pb2.PredictionLog]:
