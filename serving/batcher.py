@@ -102,6 +102,8 @@ class Batcher:
         self.options = options
         self._queue: queue.Queue[_Task | None] = queue.Queue()
         self._stopped = threading.Event()
+        self.batches = 0  # merged runs so far (for monitoring and tests)
+        self.requests = 0
         self._threads = [threading.Thread(target=self._loop, name=f"batch-{i}", daemon=True) for i in range(options.num_batch_threads)]
         for thread in self._threads:
             thread.start()
@@ -158,6 +160,8 @@ class Batcher:
             live = [t for t in tasks if t.future.set_running_or_notify_cancel()]
             if not live:
                 continue
+            self.batches += 1
+            self.requests += len(live)
             try:
                 outputs = live[0].run(live[0].signature, merge(live) if len(live) > 1 else live[0].inputs)
                 parts = split(live, outputs) if len(live) > 1 else [outputs]

@@ -1,0 +1,108 @@
+"""Pure pieces of serving: key index, MMR, batch merge/split, client request building, contract."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from serving import batcher, client, contract, mmr
+from serving.key_index import KeyIndex, assign
+from trainer.data import example_schema as es
+
+
+def test_key_index_lookup_unknown_empty_and_growth():
+    index = KeyIndex(np.array(["b", "a", "c"], object), "t")
+    assert index.lookup(tf.constant([["a", "x", ""], ["c", "b", "a"]])).numpy().tolist() == [[1, -1, -1], [2, 0, 1]]
+    empty = KeyIndex(np.array([], object), "e")
+    assert empty.lookup(tf.constant(["a", ""])).numpy().tolist() == [-1, -1]
+    assign(index, np.array(["b", "a", "c", "new"], object))
+    assert index.lookup(tf.constant(["new", "c"])).numpy().tolist() == [3, 2]
+
+
+def test_key_index_never_maps_a_colliding_id_to_another_item():
+    index = KeyIndex(np.array(["a", "b"], object), "t")
+    # Pretend "zzz" shares "a"'s fingerprint: the exact key check still refuses it.
+    hashes = index.hashes.numpy()
+    fake = tf.strings.to_hash_bucket_fast(tf.constant(["zzz"]), 2**62).numpy()
+    index.hashes.assign(np.where(index.rows.numpy() == 0, fake[0], hashes))
+    order = np.argsort(index.hashes.numpy())
+    index.hashes.assign(index.hashes.numpy()[order])
+    index.rows.assign(index.rows.numpy()[order])
+    assert index.lookup(tf.constant(["zzz", "b"])).numpy().tolist() == [-1, 1]
+
+
+def test_mmr_zero_diversity_keeps_score_order_and_full_diversity_spreads():
+    # Items 0 and 1 are the same direction; item 2 is orthogonal.
+    vectors = tf.constant([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.7071, 0.7071]]])
+    scores = tf.constant([[4.0, 3.0, 2.0, float("-inf")]])
+    picks, found = mmr.rerank(scores, vectors, tf.constant([0.0]), tf.constant(3))
+    assert picks.numpy().tolist() == [[0, 1, 2]] and found.numpy().all()
+    picks, found = mmr.rerank(scores, vectors, tf.constant([0.5]), tf.constant(3))
+    # step 2: item 1 -> 0.5*0.5 - 0.5*1 = -0.25; item 2 -> 0 - 0 = 0  => item 2 before item 1
+    assert picks.numpy().tolist() == [[0, 2, 1]]
+    picks, found = mmr.rerank(scores, vectors, tf.constant([0.5]), tf.constant(4))
+    assert found.numpy().tolist() == [[True, True, True, False]]  # the -inf item is never a real pick
+
+
+def test_batch_merge_pads_with_contract_values_and_split_crops():
+    def task(rows, width, k):
+        inputs = {
+            "history_item_ids": np.full([rows, width], b"x", object),
+            "history_latitudes": np.ones([rows, width], np.float32),
+            "k": np.full([rows], k, np.int32),
+        }
+        return batcher._Task(("m", 1, "serving_default"), None, "serving_default", inputs, rows, None)
+
+    tasks = [task(1, 2, 3), task(2, 4, 5)]
+    merged = batcher.merge(tasks)
+    assert merged["history_item_ids"].tolist() == [[b"x", b"x", b"", b""]] + [[b"x"] * 4] * 2
+    assert np.isnan(merged["history_latitudes"][0, 2:]).all() and merged["k"].tolist() == [3, 5, 5]
+    outputs = {"item_ids": np.arange(15).reshape(3, 5), "event_type_names": np.zeros([3, 4])}
+    first, second = batcher.split(tasks, outputs)
+    assert first["item_ids"].tolist() == [[0, 1, 2]]  # its own k = 3
+    assert second["item_ids"].shape == (2, 5) and first["event_type_names"].shape == (1, 4)
+
+
+def test_client_builds_right_padded_requests_from_json():
+    users = [
+        {
+            "user_id": "u1",
+            "history": [
+                {"item_id": "b", "timestamp": "2024-05-01T08:30:00-04:00", "event_type": "click"},
+                {"item_id": "a", "timestamp": 1714500000, "latitude": 40.7, "longitude": -73.9, "utc_offset": -240},
+            ],
+            "k": 3,
+            "exclude": ["z"],
+        },
+        {"user_id": "u2", "history": [], "request": {"timestamp": 1714600000, "latitude": 1.5}},
+    ]
+    inputs = client.recommend_inputs(users, k=10, shape=client.RequestShape(history_length=3, exclusion_width=2), now=1714650000)
+    assert inputs["history_item_ids"].tolist() == [["a", "b", ""], ["", "", ""]]  # sorted by time, right padded
+    assert inputs["history_timestamps"].tolist() == [[1714500000, 1714566600, 0], [0, 0, 0]]
+    assert inputs["history_utc_offsets"].tolist() == [[-240, -240, 0], [0, 0, 0]]
+    assert inputs["history_event_types"][0].tolist() == ["", "click", ""]
+    assert inputs["history_latitudes"][0, 0] == pytest.approx(40.7) and math.isnan(inputs["history_latitudes"][0, 1])
+    # The request defaults to now at the last event's place and offset.
+    assert inputs["request_timestamp"].tolist() == [1714650000, 1714600000]
+    assert inputs["request_utc_offset"].tolist() == [-240, 0]
+    assert math.isnan(inputs["request_latitude"][0]) and inputs["request_latitude"][1] == 1.5
+    assert inputs["k"].tolist() == [3, 10] and inputs["exclusions"].tolist() == [["z", ""], ["", ""]]
+    assert set(inputs) == {t.name for t in contract.INPUTS[contract.RECOMMEND]}
+    with pytest.raises(ValueError, match=r"user 0 history\[0\].timestamp"):
+        client.query_inputs([{"history": [{"item_id": "a", "timestamp": "yesterday"}]}])
+    with pytest.raises(ValueError, match=r"history\[0\]: needs an item_id"):
+        client.query_inputs([{"history": [{"timestamp": 1}]}])
+
+
+def test_contract_query_inputs_are_the_training_example_features():
+    training = {f.name: f for f in es.BASE_FEATURES}
+    for tensor in contract.QUERY_INPUTS:  # same name, dtype and layout as the training examples
+        spec = training[tensor.name]
+        assert tensor.dtype.name == spec.dtype and (len(tensor.shape) == 2) == spec.sequence
+    text = contract.describe()
+    for signature in contract.SIGNATURES:
+        assert f"`{signature}`" in text
+        assert set(contract.input_specs(signature)) == {t.name for t in contract.INPUTS[signature]}
+    with pytest.raises(ValueError, match="signature"):
+        contract.input_specs("nope")
