@@ -43,19 +43,24 @@ class KeyIndex(tf.Module):
         self.rows = tf.Variable(rows, shape=tf.TensorShape([None]), trainable=False, name="rows")
 
     def lookup(self, ids: tf.Tensor) -> tf.Tensor:
-        """int64 row of each id (any shape, string); -1 for "" and ids not in the table."""
+        """int64 row of each id (any shape, string); -1 for "" and ids not in the table.
+
+        O(len(ids) * log N): nothing here copies or scans the table.
+        """
         flat = tf.reshape(ids, [-1])
-        hashes = tf.strings.to_hash_bucket_fast(flat, HASH_BUCKETS)
-        position = tf.searchsorted(self.hashes, hashes, side="left", out_type=tf.int64)
-        # A sentinel after the last entry keeps every gather in range (also for an empty table).
-        sorted_hashes = tf.concat([self.hashes, tf.constant([-1], tf.int64)], axis=0)
-        rows = tf.concat([self.rows, tf.constant([-1], tf.int64)], axis=0)
-        keys = tf.concat([self.keys, tf.constant([""])], axis=0)
-        row = tf.gather(rows, position)
-        found = tf.logical_and(tf.equal(tf.gather(sorted_hashes, position), hashes), tf.not_equal(flat, ""))
-        key_row = tf.where(found, row, tf.shape(self.keys, out_type=tf.int64)[0])  # sentinel "" key
-        found = tf.logical_and(found, tf.equal(tf.gather(keys, key_row), flat))
-        return tf.reshape(tf.where(found, row, tf.constant(-1, tf.int64)), tf.shape(ids, out_type=tf.int64))
+        size = tf.size(self.hashes, out_type=tf.int64)
+
+        def search():
+            hashes = tf.strings.to_hash_bucket_fast(flat, HASH_BUCKETS)
+            position = tf.searchsorted(self.hashes, hashes, side="left", out_type=tf.int64)
+            safe = tf.minimum(position, size - 1)
+            row = tf.gather(self.rows, safe)
+            found = tf.logical_and(tf.equal(tf.gather(self.hashes, safe), hashes), tf.not_equal(flat, ""))
+            found = tf.logical_and(found, tf.equal(tf.gather(self.keys, row), flat))  # exact id, not just its hash
+            return tf.where(found, row, tf.constant(-1, tf.int64))
+
+        rows = tf.cond(size > 0, search, lambda: tf.fill(tf.shape(flat, out_type=tf.int64), tf.constant(-1, tf.int64)))
+        return tf.reshape(rows, tf.shape(ids, out_type=tf.int64))
 
 
 def assign(index: tf.Module, ids: np.ndarray) -> None:

@@ -17,7 +17,7 @@ import tensorflow as tf
 from serving import contract, mmr
 from serving.key_index import KeyIndex
 from trainer.data import example_schema as es
-from trainer.models.recommender import PAD_ROWS, Recommender
+from trainer.models.recommender import PAD_ROWS, Recommender, gather_rows
 
 NEG_INF = float("-inf")
 
@@ -79,6 +79,7 @@ class UserTable(tf.Module):
     def __init__(self, user_ids: np.ndarray, numeric: dict[str, np.ndarray], categorical: dict[str, np.ndarray]):
         super().__init__(name="users")
         self.index = KeyIndex(user_ids, "user_index")
+        self._empty = len(user_ids) == 0  # no known user: every request gets unknown attributes
         self.numeric_names = tuple(numeric)
         self.categorical_names = tuple(categorical)
         matrix = np.stack([np.asarray(numeric[n], np.float32) for n in self.numeric_names], axis=1) if numeric else np.zeros(
@@ -93,12 +94,19 @@ class UserTable(tf.Module):
     def attributes(self, user_ids: tf.Tensor) -> dict[str, tf.Tensor]:
         """[B] user ids -> {"user_<name>": [B]} in the example schema's naming."""
         rows = self.index.lookup(user_ids)
-        sentinel = tf.shape(self.numeric, out_type=tf.int64)[0]
-        safe = tf.where(rows < 0, sentinel, rows)  # the appended unknown row
-        numeric = tf.concat([self.numeric, tf.fill([1, len(self.numeric_names)], float("nan"))], axis=0)
-        out = {es.USER_ATTRIBUTE_PREFIX + n: tf.gather(numeric[:, i], safe) for i, n in enumerate(self.numeric_names)}
+        known = rows >= 0
+        safe = tf.maximum(rows, 0)  # used only where known
+        out = {}
+        if self._empty:
+            out.update({es.USER_ATTRIBUTE_PREFIX + n: tf.fill(tf.shape(user_ids), float("nan")) for n in self.numeric_names})
+            out.update({es.USER_ATTRIBUTE_PREFIX + n: tf.fill(tf.shape(user_ids), "") for n in self.categorical})
+            return out
+        if self.numeric_names:
+            values = tf.gather(self.numeric, safe)
+            values = tf.where(known[:, None], values, float("nan"))
+            out.update({es.USER_ATTRIBUTE_PREFIX + n: values[:, i] for i, n in enumerate(self.numeric_names)})
         for name, values in self.categorical.items():
-            out[es.USER_ATTRIBUTE_PREFIX + name] = tf.gather(tf.concat([values, tf.constant([""])], axis=0), safe)
+            out[es.USER_ATTRIBUTE_PREFIX + name] = tf.where(known, tf.gather(values, safe), "")
         return out
 
 
@@ -235,7 +243,7 @@ class ServingModule(tf.Module):
         """The history event behind each recommended item (see `contract.BECAUSE_ITEM`)."""
         history = out.history_index  # [B, T]
         real = history >= PAD_ROWS
-        history_vectors = tf.gather(tf.concat([tf.zeros([PAD_ROWS, tf.shape(out.catalogue)[1]]), out.catalogue], 0), history)
+        history_vectors = gather_rows(out.catalogue, history)
         item_vectors = tf.gather(out.catalogue, rows)  # [B, K, D]
         similarity = tf.einsum("bkd,btd->bkt", item_vectors, history_vectors)
         weight = tf.where(real[:, None, :], similarity, NEG_INF)
@@ -270,8 +278,8 @@ class ServingModule(tf.Module):
         index = self.catalogue.lookup(inputs["candidate_item_ids"])  # [B, C]
         known = index >= PAD_ROWS
         scores = self.model.score_outputs(out)
-        padded_scores = tf.concat([tf.fill([tf.shape(scores)[0], PAD_ROWS], NEG_INF), scores], axis=1)
-        result = {"scores": tf.where(known, tf.gather(padded_scores, index, batch_dims=1), NEG_INF), "known": known}
+        picked = tf.gather(scores, tf.maximum(index - PAD_ROWS, 0), batch_dims=1)
+        result = {"scores": tf.where(known, picked, NEG_INF), "known": known}
         behaviour = self._behaviour(out, batch, index)
         if "event_type_probabilities" in behaviour:
             behaviour["event_type_probabilities"] = tf.where(

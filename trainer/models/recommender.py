@@ -68,9 +68,14 @@ def in_batch_history_mask(history_item_ids: tf.Tensor, target_ids: tf.Tensor) ->
     return tf.logical_or(tf.logical_not(in_history), tf.cast(tf.eye(tf.shape(target_ids)[0]), tf.bool))
 
 
-def padded(catalogue: tf.Tensor) -> tf.Tensor:
-    """[PAD_ROWS + N, D]: zero rows for padding / unknown items, then the catalogue."""
-    return tf.concat([tf.zeros([PAD_ROWS, tf.shape(catalogue)[1]]), catalogue], axis=0)
+def gather_rows(catalogue: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """[..., D] rows of `catalogue` ([N, D]) for lookup indices `index` (catalogue row
+    + PAD_ROWS; 0 padding, 1 unknown -> zero vectors).
+
+    Reads only the gathered rows (no padded copy of the whole catalogue).
+    """
+    rows = tf.gather(catalogue, tf.maximum(index - PAD_ROWS, 0))
+    return tf.where((index >= PAD_ROWS)[..., tf.newaxis], rows, tf.zeros_like(rows))
 
 
 class MarginalPointerLoss(tf.keras.losses.Loss):
@@ -198,7 +203,7 @@ class Recommender(tfrs.Model):
     def positive_vectors(self, target_index: tf.Tensor, catalogue: tf.Tensor, training: bool) -> tf.Tensor:
         """[B, D] target item vectors (re-encoding their text when fine-tuning)."""
         if self.text_encoder is None:
-            return tf.gather(padded(catalogue), target_index)
+            return gather_rows(catalogue, target_index)
         rows = tf.maximum(target_index - PAD_ROWS, 0)
         features = {name: tf.gather(values, rows) for name, values in self.catalogue_features.items()}
         features["text_vector"] = self.text_encoder(tf.gather(self.catalogue_texts, rows), training=training)
@@ -226,7 +231,7 @@ class Recommender(tfrs.Model):
         if catalogue is None:
             catalogue = self.catalogue_vectors(training)
         history_index = (lookup or self.catalogue_lookup)(batch[es.HISTORY_ITEM_IDS])
-        item_vectors = tf.gather(padded(catalogue), history_index)
+        item_vectors = gather_rows(catalogue, history_index)
         positions, state = self.sequence_tower(item_vectors, batch[es.HISTORY_EVENT_TYPES], features, training=training)
         query, hidden = self.query_tower(state, features, batch, training=training)
         gate_logit = pointer = None
@@ -302,7 +307,7 @@ class Recommender(tfrs.Model):
         `latitudes` / `longitudes` ([N] float32, NaN unknown) belong to `out.catalogue`;
         default: the training catalogue's.
         """
-        candidate = tf.gather(padded(out.catalogue), item_index)
+        candidate = gather_rows(out.catalogue, item_index)
         nan = tf.constant([np.nan] * PAD_ROWS, tf.float32)
         latitudes = self.catalogue_features["latitude"] if latitudes is None else latitudes
         longitudes = self.catalogue_features["longitude"] if longitudes is None else longitudes
