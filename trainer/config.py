@@ -94,6 +94,9 @@ class DataConfig:
     pseudonymize_users: bool = False
     min_user_events: int = 1  # users with fewer events are filtered (and counted)
     min_item_events: int = 1  # items with fewer events are filtered (and counted)
+    # Item attributes to leave out (ablations; catalogues that only have text):
+    # any of "text", "category", "location", "price".
+    ignore_item_columns: tuple[str, ...] = ()
     synthetic: SyntheticConfig = dataclasses.field(default_factory=SyntheticConfig)
 
     def __post_init__(self):
@@ -104,6 +107,11 @@ class DataConfig:
         _check(
             self.event_place in ("auto", "item", "user"),
             f"`event_place` must be auto, item or user. Received: event_place={self.event_place!r}",
+        )
+        unknown = sorted(set(self.ignore_item_columns) - {"text", "category", "location", "price"})
+        _check(
+            not unknown,
+            f"`ignore_item_columns` may hold text, category, location, price. Received unknown: {unknown}",
         )
         for name in ("min_user_events", "min_item_events"):
             value = getattr(self, name)

@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--pseudonymize-key-file", default="")
     data.add_argument("--min-user-events", type=int, default=1)
     data.add_argument("--min-item-events", type=int, default=1)
+    data.add_argument("--ignore-item-columns", default="",
+                      help="comma list of item attributes to leave out: text, category, location, price")
     defaults = SyntheticConfig()
     data.add_argument("--synthetic-users", type=int, default=defaults.num_users)
     data.add_argument("--synthetic-items", type=int, default=defaults.num_items)
@@ -188,6 +190,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
             pseudonymize_users=args.pseudonymize_users,
             min_user_events=args.min_user_events,
             min_item_events=args.min_item_events,
+            ignore_item_columns=tuple(c.strip() for c in args.ignore_item_columns.split(",") if c.strip()),
             synthetic=SyntheticConfig(
                 num_users=args.synthetic_users,
                 num_items=args.synthetic_items,

@@ -176,3 +176,15 @@ def test_integral_float_ids_join_their_items(tmp_path):
     result = prepare.prepare(Config(job_dir=str(tmp_path / "job"), data=data))
     assert result.manifest["counts"]["catalogue_items"] == 2  # "7" and "8", not "7.0"
     assert result.manifest["counts"]["events"]["rejected"] == 1  # the missing item id
+
+
+def test_ignored_item_columns_never_reach_the_catalogue(tmp_path):
+    from trainer.models.catalogue import Catalogue
+
+    result = prepare.prepare(_config(tmp_path, ignore_item_columns=("category", "price")))
+    catalogue = Catalogue.load(result.data_dir)
+    assert set(catalogue.categories) == {""} and np.isnan(catalogue.prices).all()
+    assert "Red running shoe" in set(catalogue.texts)  # text kept
+    assert any("ignored" in note for note in result.manifest["notes"])
+    with pytest.raises(ValueError, match="ignore_item_columns"):
+        DataConfig(ignore_item_columns=("colour",))

@@ -121,6 +121,12 @@ def canonicalize(
         items = pd.concat([items, extra], ignore_index=True)
     counts["catalogue_items"] = len(items)
     counts["items_only_in_events"] = len(unknown)
+    for name in config.ignore_item_columns:  # an ablation: the model never sees these attributes
+        columns = {"text": [schema.TEXT], "category": [schema.CATEGORY], "price": [schema.PRICE],
+                   "location": [schema.LATITUDE, schema.LONGITUDE]}[name]
+        for column in columns:
+            items[column] = "" if column in (schema.TEXT, schema.CATEGORY) else np.nan
+        notes.append(f"Item column(s) {columns} ignored (--ignore-item-columns).")
 
     users = None
     if raw.users is not None:
