@@ -9,8 +9,9 @@ GetModelMetadata, ModelService.GetModelStatus. Like TF Serving it serves the
 latest version under the base path, polls the file system for new versions
 (`--file-system-poll-wait-seconds`), loads and warms a new version up before
 switching to it (requests in flight finish on the old one, none is dropped),
-answers NOT_FOUND for unknown models / versions / signatures and
-INVALID_ARGUMENT for bad requests, and never dies on one. It binds 127.0.0.1
+answers NOT_FOUND for unknown models / versions / signatures,
+INVALID_ARGUMENT for bad requests and DEADLINE_EXCEEDED when the client's
+deadline passes before its request runs, and never dies on a request. It binds 127.0.0.1
 unless `--host` says otherwise. Flags accept TF Serving's spelling too
 (`--model_base_path`, `--enable_batching`, ...).
 """
@@ -116,7 +117,13 @@ class ModelManager:
         return current
 
 
+class DeadlineError(RuntimeError):
+    """The client's deadline passed (answered as DEADLINE_EXCEEDED)."""
+
+
 def _abort(context: grpc.ServicerContext, error: Exception):
+    if isinstance(error, DeadlineError):
+        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(error))
     if isinstance(error, NotFoundError):
         context.abort(grpc.StatusCode.NOT_FOUND, str(error.args[0] if error.args else error))
     if isinstance(error, RequestError):
@@ -130,12 +137,16 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.manager = manager
         self.batcher = batcher
 
-    def _run(self, servable: Servable, signature: str, inputs, output_filter):
+    def _run(self, servable: Servable, signature: str, inputs, output_filter, deadline_seconds: float | None):
         if self.batcher is None:
             return servable.call(signature, inputs, output_filter)
         key = (servable.name, servable.version, signature)
         future = self.batcher.submit(key, servable.call, signature, inputs)
-        outputs = future.result()
+        try:
+            outputs = future.result(timeout=deadline_seconds)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # if it has not started, it never runs
+            raise DeadlineError("Deadline exceeded while the request waited for its batch") from None
         if output_filter:
             unknown = sorted(set(output_filter) - set(outputs))
             if unknown:
@@ -151,7 +162,10 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             except Exception as e:  # a malformed TensorProto
                 raise RequestError(f"Cannot parse the request's tensors: {e}") from None
             signature = servable.check(request.model_spec.signature_name, inputs)
-            outputs = self._run(servable, signature, inputs, list(request.output_filter))
+            remaining = context.time_remaining()  # the client's deadline (None = none)
+            if remaining is not None and remaining <= 0:
+                raise DeadlineError("Deadline exceeded before the request ran")
+            outputs = self._run(servable, signature, inputs, list(request.output_filter), remaining)
             response = predict_pb2.PredictResponse()
             response.model_spec.name = servable.name
             response.model_spec.version.value = servable.version

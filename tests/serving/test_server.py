@@ -241,3 +241,21 @@ def test_predict_request_names_inputs_that_do_not_convert():
     with pytest.raises(ValueError, match="'k'"):
         tensors.predict_request("m", "serving_default", {"k": [["x"]]}, DTYPES["serving_default"])
     assert isinstance(_request("embed_query", {"user_id": ["u"]}), predict_pb2.PredictRequest)
+
+
+def test_request_waiting_past_its_deadline_is_deadline_exceeded(exported_job, requests_by_signature):
+    # A batch timeout far longer than the client's deadline: the request cannot run in time.
+    server = Server("recommender", str(exported_job.base), port=0, poll_seconds=0,
+                    batching=BatchingOptions(max_batch_size=64, batch_timeout_micros=3_000_000, num_batch_threads=1)).start()
+    try:
+        channel = grpc.insecure_channel(server.address)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Predict(_request("serving_default", requests_by_signature["serving_default"]), timeout=0.5)
+        assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # The server still answers requests with time to spare.
+        assert stub.Predict(_request("serving_default", requests_by_signature["serving_default"]), timeout=60).outputs
+        assert server.batcher.requests == 1  # the expired request was cancelled server-side, never run
+        channel.close()
+    finally:
+        server.stop()
