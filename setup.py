@@ -21,7 +21,7 @@ REQUIRED = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=8", "hypothesis>=6.100"],
+    "test": ["pytest>=8", "hypothesis>=6.100", "apache-beam==2.77.*"],  # beam: batch prediction tests
     "pipelines": ["apache-beam==2.77.*", "kfp==2.17.*"],
 }
 

@@ -192,3 +192,21 @@ def validate(signature: str, inputs: dict[str, tf.Tensor], max_k: int) -> list[t
             _same(tf.shape(inputs["candidate_item_ids"])[0], batch, "candidate_item_ids: must have one row per user_id (B)")
         )
     return checks
+
+
+def error_message(graph_error: str) -> str:
+    """The contract's message out of a graph InvalidArgumentError's text.
+
+    "... assertion failed: [k: must be in [1, 20]] [Condition x >= y ...] ..." -> "k: must be in [1, 20]".
+    Other errors: their first non-empty line.
+    """
+    marker = "assertion failed: ["
+    start = graph_error.find(marker)
+    if start >= 0:
+        depth, begin = 0, start + len(marker) - 1
+        for i in range(begin, len(graph_error)):
+            depth += {"[": 1, "]": -1}.get(graph_error[i], 0)
+            if depth == 0:
+                return graph_error[begin + 1 : i]
+    lines = [line.strip() for line in graph_error.splitlines() if line.strip()]
+    return lines[0] if lines else "invalid argument"

@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from serving import contract
+
 log = logging.getLogger(__name__)
 
 WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -123,12 +125,7 @@ class Servable:
 
 def _graph_message(error: tf.errors.InvalidArgumentError) -> str:
     """The assertion text of a graph error (the contract's messages start with the input name)."""
-    message = error.message
-    for line in message.splitlines():
-        line = line.strip()
-        if line.startswith("assertion failed:"):
-            return line[len("assertion failed:"):].strip()
-    return message.strip().splitlines()[0] if message.strip() else "invalid argument"
+    return contract.error_message(error.message)
 
 
 def versions(base_path: str) -> list[int]:

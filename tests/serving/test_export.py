@@ -227,3 +227,31 @@ def test_versions_are_atomic_and_numbered(exported_job):
     # An existing version is never overwritten.
     assert task.main(["--stage=export", *exported_job.argv, "--export-version=1"], {}) == 2
     assert not [p for p in base.iterdir() if p.name.startswith(".staging")]
+
+
+def test_a_model_trained_on_ratings_serves_predicted_ratings(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = ["user_id,item_id,timestamp,event_type,value"]
+    for user in range(30):
+        for step, item in enumerate(rng.choice(40, size=12, replace=False)):
+            rows.append(f"u{user},i{item},{1700000000 + user * 1000 + step * 60},rating,{rng.integers(1, 6)}")
+    (tmp_path / "events.csv").write_text("\n".join(rows) + "\n")
+    job = tmp_path / "job"
+    argv = [f"--job-dir={job}", "--data=events", f"--data-path={tmp_path / 'events.csv'}", "--text-mode=off",
+            "--epochs=1", "--batch-size=32", "--embedding-dim=8", "--gru-units=8", "--baselines=", "--max-k=5"]
+    assert task.main(["--stage=all", *argv], {}) == 0
+    version = job / "export" / "recommender" / "1"
+    config = json.loads((version / ASSETS_EXTRA / SERVING_CONFIG).read_text())
+    assert "predicted_rating" in config["signatures"]["serving_default"]
+    assert config["settings"]["exclude_history"] is True  # films-like data: seen items are filtered
+    loaded = tf.saved_model.load(str(version))
+    arrays = {}
+    for record in warmup.read(str(version / ASSETS_EXTRA / warmup.FILENAME)):
+        if record.predict_log.request.model_spec.signature_name == contract.RECOMMEND:
+            arrays = {k: tf.make_ndarray(v) for k, v in record.predict_log.request.inputs.items()}
+    request = {k: tf.constant(v) for k, v in arrays.items()}
+    out = loaded.signatures[contract.RECOMMEND](**request)
+    ratings = out["predicted_rating"].numpy()
+    assert ratings.shape == out["item_ids"].shape and np.isfinite(ratings).all()
+    history = set(arrays["history_item_ids"][0].tolist()) - {b""}
+    assert not history & set(out["item_ids"].numpy()[0].tolist())  # history excluded for this model

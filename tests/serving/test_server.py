@@ -1,5 +1,6 @@
 """The local TF-Serving-compatible server through the standard tensorflow_serving.apis stubs."""
 
+import json
 import shutil
 import threading
 import time
@@ -259,3 +260,22 @@ def test_request_waiting_past_its_deadline_is_deadline_exceeded(exported_job, re
         channel.close()
     finally:
         server.stop()
+
+
+def test_client_cli_prints_recommendations_with_explanations(server, tmp_path, capsys, requests_by_signature):
+    from serving import client
+
+    history = [h.decode() for h in requests_by_signature["serving_default"]["history_item_ids"][0] if h]
+    user = {"user_id": "someone", "history": [{"item_id": item, "timestamp": 1714570000 + 60 * i, "event_type": "view"}
+                                              for i, item in enumerate(history)], "k": 4}
+    (tmp_path / "user.json").write_text(json.dumps(user))
+    code = client.main([f"--server={server.address}", f"--input={tmp_path / 'user.json'}", "--json"])
+    assert code == 0
+    printed = json.loads(capsys.readouterr().out)
+    items = printed[0]["items"]
+    assert len(items) == 4 and all("because" in item and "behaviour" in item for item in items)
+    assert all(item["because"]["item_id"] in history for item in items)
+    assert client.main([f"--server={server.address}", f"--input={tmp_path / 'user.json'}"]) == 0
+    assert "1. " in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text(json.dumps({"history": [{"item_id": "a", "timestamp": "soon"}]}))
+    assert client.main([f"--server={server.address}", f"--input={tmp_path / 'bad.json'}"]) == 2

@@ -106,3 +106,10 @@ def test_contract_query_inputs_are_the_training_example_features():
         assert set(contract.input_specs(signature)) == {t.name for t in contract.INPUTS[signature]}
     with pytest.raises(ValueError, match="signature"):
         contract.input_specs("nope")
+
+
+def test_graph_errors_reduce_to_the_contract_message():
+    text = ("Graph execution error:\n\nDetected at node x\nassertion failed: [k: must be in [1, 20]] "
+            "[Condition x >= y did not hold element-wise:] [x (k:0) = ] [0]\n\t [[{{node assert}}]]")
+    assert contract.error_message(text) == "k: must be in [1, 20]"
+    assert contract.error_message("\n  something else\nmore") == "something else"
