@@ -21,8 +21,8 @@ REQUIRED = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=8", "hypothesis>=6.100", "apache-beam==2.77.*"],  # beam: batch prediction tests
-    "pipelines": ["apache-beam==2.77.*", "kfp==2.17.*"],
+    "test": ["pytest>=8", "hypothesis>=6.100", "apache-beam[tfrecord]==2.77.*"],  # beam: batch prediction, Beam preparation
+    "pipelines": ["apache-beam[tfrecord]==2.77.*", "kfp==2.17.*"],
 }
 
 setup(

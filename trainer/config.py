@@ -138,6 +138,10 @@ class ExampleConfig:
     test_start: int = 0
     min_history: int = 1  # a target needs at least this many earlier events
     examples_per_shard: int = 100_000
+    # Where the per-user transform runs: "local" (in process) or an Apache Beam
+    # runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner, ...).
+    runner: str = "local"
+    beam_options: tuple[str, ...] = ()  # e.g. ("--project=p", "--region=europe-west4", "--temp_location=gs://b/t")
 
     def __post_init__(self):
         _check(self.max_history >= 1, f"`max_history` must be >= 1. Received: max_history={self.max_history}")

@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     examples.add_argument("--max-history", type=int, default=example_defaults.max_history)
     examples.add_argument("--min-history", type=int, default=example_defaults.min_history)
     examples.add_argument("--examples-per-shard", type=int, default=example_defaults.examples_per_shard)
+    examples.add_argument("--runner", default=example_defaults.runner,
+                          help="where examples are made: local, or an Apache Beam runner (DirectRunner, DataflowRunner, ...)")
+    examples.add_argument("--beam-option", action="append", default=[],
+                          help="an option for the Beam runner, e.g. --beam-option=--project=my-project (repeatable)")
     feature_defaults = FeatureConfig()
     examples.add_argument("--coarse-cell-degrees", type=float, default=feature_defaults.coarse_cell_degrees)
     examples.add_argument("--fine-cell-degrees", type=float, default=feature_defaults.fine_cell_degrees)
@@ -205,6 +209,8 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
             test_start=_parse_time(args.test_start),
             min_history=args.min_history,
             examples_per_shard=args.examples_per_shard,
+            runner=args.runner,
+            beam_options=tuple(args.beam_option),
         ),
         features=FeatureConfig(
             coarse_cell_degrees=args.coarse_cell_degrees, fine_cell_degrees=args.fine_cell_degrees

@@ -243,6 +243,8 @@ def write_examples(
     specs = spec.feature_specs()
     for name in splits.SPLIT_NAMES:
         tfrecords.clear(out_dir, name)
+    if config.examples.runner != "local":
+        return _write_examples_beam(sorted_events, plan, spec, records, config, out_dir)
     writers = [
         tfrecords.ShardedWriter(out_dir, name, config.examples.examples_per_shard) for name in splits.SPLIT_NAMES
     ]
@@ -282,6 +284,29 @@ def write_examples(
         "files": files,
         "target_time_ranges": {
             name: {"first": _iso(low), "last": _iso(high)} for name, (low, high) in zip(splits.SPLIT_NAMES, target_ranges)
+        },
+    }
+    return summary, periods, sorted_events, spec
+
+
+def _write_examples_beam(sorted_events, plan, spec, records, config: Config, out_dir: str):
+    """`write_examples` with the per-user transform on Apache Beam (`config.examples.runner`)."""
+    from trainer.data import beam_examples  # pylint: disable=g-import-not-at-top
+
+    periods = np.empty(len(sorted_events), dtype=np.int8)
+    position = 0
+    for user in ex.iter_users(sorted_events, records):  # cheap: split periods of every event
+        periods[position : position + len(user)] = splits.event_periods(user.timestamps, plan)
+        position += len(user)
+    result = beam_examples.write_examples(
+        sorted_events, spec, records, out_dir, config.examples.runner, config.examples.beam_options
+    )
+    summary = {
+        "examples": result["examples"],
+        "users_with_examples": result["users_with_examples"],
+        "files": result["files"],
+        "target_time_ranges": {
+            name: {"first": _iso(low), "last": _iso(high)} for name, (low, high) in result["ranges"].items()
         },
     }
     return summary, periods, sorted_events, spec
