@@ -33,6 +33,7 @@ class Stage(str, enum.Enum):
     PRETRAIN_TEXT = "pretrain-text"
     TRAIN = "train"
     EVALUATE = "evaluate"
+    GATE = "gate"  # must beat popularity and co-occurrence on validation
     EXPORT = "export"
     ALL = "all"
 

@@ -68,7 +68,7 @@ def load_context(config: Config) -> Context:
     return Context(data_dir, manifest, catalogue, vectors, seen, events, primary)
 
 
-def _score_fn(model: Recommender):
+def score_fn(model: Recommender):
     """batch -> [B, N] numpy scores; the catalogue's vectors are computed once per scorer."""
     catalogue = model.catalogue_vectors(training=False)
     score = tf.function(lambda batch: model.score_catalogue(batch, catalogue), reduce_retracing=True)
@@ -81,7 +81,7 @@ def train(config: Config, context: Context) -> training.TrainResult:
 
     def validation_ndcg(model: Recommender) -> float:
         result = ev.evaluate_ranking(
-            _score_fn(model), validation, context.catalogue.ids, context.seen, name="validation"
+            score_fn(model), validation, context.catalogue.ids, context.seen, name="validation"
         )
         return result.metrics(context.primary_filter)["ndcg@10"]
 
@@ -155,7 +155,7 @@ def evaluate(config: Config, context: Context, model: Recommender, train_result:
     """Ranks the test split for the model and the baselines; writes metrics.json and the report."""
     started = time.time()
     test = dataset.make_dataset(context.data_dir, "test", EVAL_BATCH)
-    model_result = ev.evaluate_ranking(_score_fn(model), test, context.catalogue.ids, context.seen, name=MODEL_NAME)
+    model_result = ev.evaluate_ranking(score_fn(model), test, context.catalogue.ids, context.seen, name=MODEL_NAME)
     results = {MODEL_NAME: model_result}
     results.update(
         baselines_lib.evaluate_baselines(

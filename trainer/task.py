@@ -266,7 +266,7 @@ def pseudonymize_key(args: argparse.Namespace, environ: Mapping[str, str]) -> by
 def run(config: Config, key: bytes | None = None, pretrain_epochs: int = 2) -> dict[str, str]:
     """Runs the configured stage(s); returns the main output paths by name.
 
-    `all` = prepare -> analyze -> train -> evaluate -> export (text pretraining is its own
+    `all` = prepare -> analyze -> train -> evaluate -> export (`gate` is its own stage; text pretraining is its own
     stage: `--stage=pretrain-text`, then `--bert-path=<job-dir>/text_pretrained`).
     """
     # pylint: disable=g-import-not-at-top
@@ -308,6 +308,10 @@ def run(config: Config, key: bytes | None = None, pretrain_epochs: int = 2) -> d
             if train_result is None:
                 model = experiment.load_trained(config, context)
             outputs.update(experiment.evaluate(config, context, model, train_result))
+    if stage == Stage.GATE:
+        from trainer import gate
+
+        outputs.update(gate.run(config, context, model))
     if stage in (Stage.EXPORT, Stage.ALL):
         from serving import export as export_lib
 
@@ -328,6 +332,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         log.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        from trainer.gate import GateFailed  # pylint: disable=g-import-not-at-top
+
+        if not isinstance(e, GateFailed):
+            raise
+        print(f"gate failed: {e}", file=sys.stderr)
+        return 3
     print(f"Stage {config.stage.value} done. Outputs:")
     for name, path in outputs.items():
         print(f"  {name}: {os.path.abspath(path) if '://' not in path else path}")
