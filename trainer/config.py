@@ -262,6 +262,41 @@ class EvalConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DistributionConfig:
+    """The training cluster (from TF_CONFIG or Vertex's CLUSTER_SPEC, read in `trainer.task`).
+
+    cluster: task type -> list of "host:port" ({} = one machine);
+    task_type / task_index: this process's place in it.
+    """
+
+    cluster: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    task_type: str = ""
+    task_index: int = 0
+
+    def __post_init__(self):
+        if self.cluster:
+            _check(
+                self.task_type in self.cluster and 0 <= self.task_index < len(self.cluster[self.task_type]),
+                f"The task {self.task_type!r} #{self.task_index} is not in the cluster {self.cluster}",
+            )
+            unknown = sorted(set(self.cluster) - {"chief", "worker"})
+            _check(not unknown, f"Only chief and worker tasks are supported (MultiWorkerMirroredStrategy). Received: {unknown}")
+
+    @property
+    def multi_worker(self) -> bool:
+        return sum(len(v) for v in self.cluster.values()) > 1
+
+    @property
+    def is_chief(self) -> bool:
+        """The chief writes the model, metrics and export; other workers only train."""
+        if not self.cluster:
+            return True
+        if "chief" in self.cluster:
+            return self.task_type == "chief"
+        return self.task_type == "worker" and self.task_index == 0
+
+
+@dataclasses.dataclass(frozen=True)
 class ExportConfig:
     """The SavedModel for TensorFlow Serving (`--stage=export`)."""
 
@@ -305,6 +340,7 @@ class Config:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     evaluation: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+    distribution: DistributionConfig = dataclasses.field(default_factory=DistributionConfig)
 
     def __post_init__(self):
         _check(bool(self.job_dir), f"`job_dir` must be set. Received: job_dir={self.job_dir!r}")

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+import tempfile
 import time
 from typing import Any
 
@@ -57,7 +58,9 @@ def load_context(config: Config) -> Context:
     data_dir = prepare.data_dir(config.job_dir)
     manifest = dataset.read_manifest(data_dir)
     catalogue = Catalogue.load(data_dir)
-    vectors = text_vectors_lib.catalogue_text_vectors(config.text, catalogue.texts, config.resolved_model_dir())
+    # Only the chief writes the shared cache (other workers of a cluster encode for themselves).
+    cache_dir = config.resolved_model_dir() if config.distribution.is_chief else tempfile.mkdtemp(prefix="worker-text-")
+    vectors = text_vectors_lib.catalogue_text_vectors(config.text, catalogue.texts, cache_dir)
     events = ev.load_events(data_dir)
     seen = ev.SeenItems.from_events(events, catalogue.ids)
     validation = dataset.make_dataset(data_dir, "validation", EVAL_BATCH)
@@ -75,7 +78,7 @@ def score_fn(model: Recommender):
     return lambda batch: score(batch).numpy()
 
 
-def train(config: Config, context: Context) -> training.TrainResult:
+def train(config: Config, context: Context, strategy=None) -> training.TrainResult:
     """Trains the joint model with early stopping on validation NDCG@10 (primary filter)."""
     validation = [b for b in dataset.make_dataset(context.data_dir, "validation", EVAL_BATCH)]
 
@@ -88,6 +91,7 @@ def train(config: Config, context: Context) -> training.TrainResult:
     return training.train(
         config, context.data_dir, lambda: training.build_model(config, context.data_dir, context.text_vectors),
         validation_ndcg,
+        strategy,
     )
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 
@@ -19,6 +21,7 @@ from trainer.config import (
     Config,
     DataConfig,
     DataSource,
+    DistributionConfig,
     EvalConfig,
     ExportConfig,
     ExampleConfig,
@@ -166,6 +169,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+VERTEX_POOLS = {"workerpool0": "chief", "workerpool1": "worker"}
+
+
+def distribution_from_env(environ: Mapping[str, str]) -> DistributionConfig:
+    """The cluster from TF_CONFIG, else Vertex AI's CLUSTER_SPEC (worker pools 0 and 1)."""
+    for name in ("TF_CONFIG", "CLUSTER_SPEC"):
+        text = environ.get(name, "")
+        if not text:
+            continue
+        try:
+            spec = json.loads(text)
+            cluster, task = spec.get("cluster", {}), spec.get("task", {})
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise ValueError(f"${name} is not a JSON object with cluster and task: {e}. Received: {text[:200]!r}") from None
+        if name == "CLUSTER_SPEC":
+            cluster = {VERTEX_POOLS.get(pool, pool): hosts for pool, hosts in cluster.items() if hosts}
+            task = dict(task, type=VERTEX_POOLS.get(task.get("type", ""), task.get("type", "")))
+        return DistributionConfig(
+            cluster={k: list(v) for k, v in cluster.items()}, task_type=str(task.get("type", "")),
+            task_index=int(task.get("index", 0)),
+        )
+    return DistributionConfig()
+
+
 def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     """The one place flags and environment become configuration."""
     model_dir = args.model_dir or environ.get("AIP_MODEL_DIR", "")
@@ -237,6 +264,7 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
             primary_filter=args.primary_filter,
             baselines=tuple(b.strip() for b in args.baselines.split(",") if b.strip()),
         ),
+        distribution=distribution_from_env(environ),
         export=ExportConfig(
             model_name=args.model_name, export_dir=args.export_dir, version=args.export_version, max_k=args.max_k,
             exclude_history=args.exclude_history, mmr_pool=args.mmr_pool, serving_base_path=args.serving_base_path,
@@ -263,7 +291,30 @@ def pseudonymize_key(args: argparse.Namespace, environ: Mapping[str, str]) -> by
     return key
 
 
-def run(config: Config, key: bytes | None = None, pretrain_epochs: int = 2) -> dict[str, str]:
+def export_in_fresh_process(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The chief of a cluster exports from a new single-machine process: functions traced in a
+    cluster process pin ops to /job:worker devices, which a server could not place."""
+    flags = [a for a in argv if not a.startswith("--stage")]
+    env = {k: v for k, v in environ.items() if k not in ("TF_CONFIG", "CLUSTER_SPEC")}
+    result = subprocess.run([sys.executable, "-m", "trainer.task", "--stage=export", *flags], env=env,
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ValueError(f"Export after multi-worker training failed: {result.stderr[-2000:]}")
+    outputs = {}
+    for line in result.stdout.splitlines():
+        name, _, path = line.strip().partition(": ")
+        if name in ("export", "models_config", "batching_parameters") and path:
+            outputs[name] = path
+    return outputs
+
+
+def run(
+    config: Config,
+    key: bytes | None = None,
+    pretrain_epochs: int = 2,
+    argv: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
     """Runs the configured stage(s); returns the main output paths by name.
 
     `all` = prepare -> analyze -> train -> evaluate -> export (`gate` is its own stage; text pretraining is its own
@@ -275,13 +326,25 @@ def run(config: Config, key: bytes | None = None, pretrain_epochs: int = 2) -> d
     stage = config.stage
     outputs: dict[str, str] = {}
     tables = None
-    if stage in (Stage.PREPARE, Stage.ALL):
+    strategy = None
+    distribution = config.distribution
+    if distribution.multi_worker:
+        # On a cluster (TF_CONFIG / CLUSTER_SPEC) every worker trains; the chief then
+        # evaluates and exports. Data preparation is one machine's job, done before.
+        if stage in (Stage.PREPARE, Stage.ANALYZE, Stage.PRETRAIN_TEXT):
+            raise ValueError(f"--stage={stage.value} runs on one machine: run it without TF_CONFIG / CLUSTER_SPEC.")
+        if not os.path.exists(os.path.join(prepare_lib.data_dir(config.job_dir), "manifest.json")) and "://" not in config.job_dir:
+            raise ValueError(f"No prepared data in {config.job_dir!r}: run --stage=prepare on one machine first.")
+        from trainer import training
+
+        strategy = training.make_strategy(distribution)  # before any other TensorFlow op
+    if stage in (Stage.PREPARE, Stage.ALL) and not distribution.multi_worker:
         result = prepare_lib.prepare(config, key)
         tables = result.tables
         outputs["manifest"] = os.path.join(result.data_dir, "manifest.json")
         outputs["examples"] = result.data_dir
         outputs["rejects"] = os.path.join(result.data_dir, "rejects")
-    if stage in (Stage.ANALYZE, Stage.ALL):
+    if stage in (Stage.ANALYZE, Stage.ALL) and not distribution.multi_worker:
         from trainer.analysis import report
         from trainer.data import sources
 
@@ -300,10 +363,13 @@ def run(config: Config, key: bytes | None = None, pretrain_epochs: int = 2) -> d
         context = experiment.load_context(config)
         train_result = None
         if stage in (Stage.TRAIN, Stage.ALL):
-            train_result = experiment.train(config, context)
+            train_result = experiment.train(config, context, strategy)
             outputs["model"] = config.resolved_model_dir()
             outputs["tensorboard"] = config.resolved_tensorboard_dir()
             model = train_result.model
+        if not distribution.is_chief:
+            log.info("Worker %s #%d done: the chief evaluates and exports.", distribution.task_type, distribution.task_index)
+            return outputs
         if stage in (Stage.EVALUATE, Stage.ALL):
             if train_result is None:
                 model = experiment.load_trained(config, context)
@@ -313,9 +379,12 @@ def run(config: Config, key: bytes | None = None, pretrain_epochs: int = 2) -> d
 
         outputs.update(gate.run(config, context, model))
     if stage in (Stage.EXPORT, Stage.ALL):
-        from serving import export as export_lib
+        if distribution.multi_worker:
+            outputs.update(export_in_fresh_process(argv, environ or {}))
+        else:
+            from serving import export as export_lib
 
-        outputs.update(export_lib.export(config, context, model))
+            outputs.update(export_lib.export(config, context, model))
     return outputs
 
 
@@ -327,7 +396,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         config = config_from_args(args, environ)
         key = pseudonymize_key(args, environ)
-        outputs = run(config, key, args.pretrain_epochs)
+        outputs = run(config, key, args.pretrain_epochs, list(sys.argv[1:] if argv is None else argv), environ)
     except ValueError as e:
         log.error("%s", e)
         print(f"error: {e}", file=sys.stderr)

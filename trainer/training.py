@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from trainer.config import Config, TextMode
+from trainer.config import Config, DistributionConfig, TextMode
 from trainer.data import dataset, io
 from trainer.models.catalogue import Catalogue, Vocabularies
 from trainer.models.recommender import Recommender
@@ -36,17 +37,31 @@ class TrainResult:
     examples_per_second: float
 
 
-def choose_strategy() -> tf.distribute.Strategy:
-    """The strategy for this machine: the default one (one device).
+def make_strategy(distribution: DistributionConfig) -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy for a cluster, else the default strategy (one device).
 
-    Several GPUs are not used yet: the losses average per batch
-    (SUM_OVER_BATCH_SIZE), which tf.distribute refuses; multi-worker training
-    comes with its own loss scaling.
+    Must run before any other TensorFlow op in the process (collectives are
+    configured at start-up): `trainer.task` calls it first.
     """
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        log.warning("%d GPUs found; training uses one (multi-device training is not supported yet).", len(gpus))
-    return tf.distribute.get_strategy()
+    if not distribution.multi_worker:
+        gpus = tf.config.list_logical_devices("GPU")
+        if len(gpus) > 1:
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.get_strategy()
+    resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
+        tf.train.ClusterSpec(distribution.cluster), task_type=distribution.task_type,
+        task_id=distribution.task_index, rpc_layer="grpc",
+    )
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    log.info("MultiWorkerMirroredStrategy: %s #%d of %s (%d replicas)", distribution.task_type,
+             distribution.task_index, distribution.cluster, strategy.num_replicas_in_sync)
+    return strategy
+
+
+def _writable(directory: str, is_chief: bool) -> str:
+    """Where this worker writes: the real folder on the chief, a private temporary one elsewhere
+    (every worker must take part in saving a distributed model; only the chief's copy counts)."""
+    return directory if is_chief else tempfile.mkdtemp(prefix="worker-")
 
 
 def has_target_values(data_dir: str) -> bool:
@@ -156,10 +171,16 @@ def train(
     data_dir: str,
     model_factory: Callable[[], Recommender],
     validation_metric: Callable[[Recommender], float],
+    strategy: tf.distribute.Strategy | None = None,
 ) -> TrainResult:
-    """Trains with early stopping on validation NDCG@10; saves the best weights to the model dir."""
+    """Trains with early stopping on validation NDCG@10; saves the best weights to the model dir.
+
+    With a multi-worker `strategy` every worker runs this; the batch size is the
+    global one, the data is sharded by example, and only the chief's files count.
+    """
     tf.keras.utils.set_random_seed(config.seed)
-    strategy = choose_strategy()
+    strategy = strategy or make_strategy(config.distribution)
+    chief = config.distribution.is_chief
     manifest = dataset.read_manifest(data_dir)
     num_train = manifest["counts"]["examples"]["train"]
     if num_train < config.train.batch_size:
@@ -171,6 +192,10 @@ def train(
         data_dir, "train", config.train.batch_size, shuffle_buffer=min(num_train, 200_000), seed=config.seed,
         drop_remainder=True,
     )
+    if config.distribution.multi_worker:  # shard examples, not files (a small split may be one file)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train_data = train_data.with_options(options)
     with strategy.scope():
         model = model_factory()
         model.compile(optimizer=tf.keras.optimizers.Adam(config.train.learning_rate))
@@ -178,17 +203,20 @@ def train(
         model.compute_loss(next(iter(train_data.take(1))), training=False)
         model.built = True  # a tfrs.Model has no call(); Keras only sees `built`
     checkpoint_dir = config.resolved_checkpoint_dir()
-    backup_dir = os.path.join(checkpoint_dir, "backup")
+    backup_dir = os.path.join(checkpoint_dir, "backup")  # BackupAndRestore keeps non-chief copies apart itself
     # BackupAndRestore deletes its backup when training ends: a backup means a killed run.
     resume = io.exists(backup_dir)
+    own_dir = _writable(checkpoint_dir, chief)
+    if not chief and resume and io.exists(os.path.join(checkpoint_dir, "progress.json")):
+        io.write_bytes(os.path.join(own_dir, "progress.json"), io.read_bytes(os.path.join(checkpoint_dir, "progress.json")))
     validation = ValidationCallback(
-        validation_metric, checkpoint_dir, config.train.patience, config.train.max_seconds, resume=resume
+        validation_metric, own_dir, config.train.patience, config.train.max_seconds, resume=resume
     )
     io.makedirs(checkpoint_dir)
     callbacks = [
         validation,
         tf.keras.callbacks.BackupAndRestore(backup_dir=backup_dir),
-        tf.keras.callbacks.TensorBoard(log_dir=config.resolved_tensorboard_dir(), update_freq="epoch"),
+        tf.keras.callbacks.TensorBoard(log_dir=_writable(config.resolved_tensorboard_dir(), chief), update_freq="epoch"),
     ]
     started = time.time()
     model.fit(train_data, epochs=config.train.epochs, callbacks=callbacks, verbose=2)
@@ -197,7 +225,7 @@ def train(
     epochs = len(history.get(VALIDATION_METRIC, []))
     if progress["best_epoch"]:
         model.load_weights(validation.best_path).assert_existing_objects_matched()
-    model_dir = config.resolved_model_dir()
+    model_dir = _writable(config.resolved_model_dir(), chief)
     io.makedirs(model_dir)
     model.save_weights(os.path.join(model_dir, WEIGHTS, "model"))
     io.write_text(os.path.join(model_dir, CONFIG_FILE), config.to_json())

@@ -68,6 +68,18 @@ def in_batch_history_mask(history_item_ids: tf.Tensor, target_ids: tf.Tensor) ->
     return tf.logical_or(tf.logical_not(in_history), tf.cast(tf.eye(tf.shape(target_ids)[0]), tf.bool))
 
 
+def average(per_example: tf.Tensor) -> tf.Tensor:
+    """Scalar: the sum of [B] (sample-weighted) per-example losses / the global batch size.
+
+    On one device this is the batch mean; under tf.distribute each replica's
+    share, so the summed gradients are the global mean's.
+    """
+    flat = tf.reshape(per_example, [-1])
+    if tf.distribute.has_strategy() and tf.distribute.in_cross_replica_context():
+        return tf.reduce_mean(flat)  # outside a replica (e.g. building the variables): the plain mean
+    return tf.nn.compute_average_loss(flat)
+
+
 def gather_rows(catalogue: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
     """[..., D] rows of `catalogue` ([N, D]) for lookup indices `index` (catalogue row
     + PAD_ROWS; 0 padding, 1 unknown -> zero vectors).
@@ -173,7 +185,10 @@ class Recommender(tfrs.Model):
         self.behaviour_head = (
             BehaviourHead(num_types, predict_value, model_config.cross_layers) if num_types > 1 or predict_value else None
         )
-        sum_loss = tf.keras.losses.Reduction.SUM_OVER_BATCH_SIZE
+        # Per-example losses, averaged in `compute_loss` with tf.nn.compute_average_loss:
+        # the mean over the batch on one device, and correctly scaled for
+        # tf.distribute (which refuses Keras' SUM_OVER_BATCH_SIZE in custom losses).
+        sum_loss = tf.keras.losses.Reduction.NONE
         self.retrieval_task = tfrs.tasks.Retrieval(
             loss=tf.keras.losses.CategoricalCrossentropy(from_logits=True, reduction=sum_loss),
             temperature=model_config.temperature,
@@ -356,20 +371,20 @@ class Recommender(tfrs.Model):
             candidates, candidate_ids, score_mask = full_softmax_candidates(
                 positives, target_ids, out.catalogue, self.catalogue_ids, allowed
             )
-            return self.retrieval_task(
+            return average(self.retrieval_task(
                 out.query, candidates, sample_weight=weight, candidate_ids=candidate_ids,
                 score_mask=score_mask, compute_metrics=False,
-            )
+            ))
         score_mask = None
         if self.repeat_head is not None:
             score_mask = in_batch_history_mask(batch[es.HISTORY_ITEM_IDS], target_ids)
         probability = tf.gather(
             tf.concat([tf.ones([PAD_ROWS]), self.item_probability], 0), self.catalogue_lookup(target_ids)
         )
-        return self.retrieval_task(
+        return average(self.retrieval_task(
             out.query, positives, sample_weight=weight, score_mask=score_mask,
             candidate_sampling_probability=probability, candidate_ids=target_ids, compute_metrics=False,
-        )
+        ))
 
     def compute_loss(self, batch: dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         out = self.forward(batch, training=training)
@@ -380,22 +395,22 @@ class Recommender(tfrs.Model):
         loss = config.retrieval_weight * self.retrieval_loss(out, batch, positives, 1.0 - repeat)
         if self.repeat_head is not None:
             loss += config.repeat_weight * (
-                self.repeat_gate_task(labels=repeat[:, None], predictions=out.gate_logit[:, None])
-                + self.pointer_task(
+                average(self.repeat_gate_task(labels=repeat[:, None], predictions=out.gate_logit[:, None]))
+                + average(self.pointer_task(
                     labels=tf.cast(labels.history_matches(batch), tf.float32), predictions=out.pointer_logits,
                     sample_weight=repeat,
-                )
+                ))
             )
         if self.behaviour_head is not None:
             predicted = self.behaviour(out, batch, target_index)
             if "event_type_logits" in predicted:
                 classes, weight = labels.event_type_classes(self.event_type_lookup(batch[es.TARGET_EVENT_TYPE]))
-                loss += config.behaviour_weight * self.event_type_task(
+                loss += config.behaviour_weight * average(self.event_type_task(
                     labels=classes, predictions=predicted["event_type_logits"], sample_weight=weight
-                )
+                ))
             if "value" in predicted:
                 value, weight = labels.rating_values(batch)
-                loss += config.behaviour_weight * self.value_task(
+                loss += config.behaviour_weight * average(self.value_task(
                     labels=value[:, None], predictions=predicted["value"][:, None], sample_weight=weight
-                )
+                ))
         return loss

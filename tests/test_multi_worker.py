@@ -1,0 +1,79 @@
+"""Two worker processes on localhost train one model with MultiWorkerMirroredStrategy
+(from TF_CONFIG); only the chief evaluates and exports, and its export serves."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from trainer import task
+
+pytestmark = pytest.mark.slow
+FLAGS = ["--synthetic-users=80", "--synthetic-items=40", "--synthetic-events=4000", "--epochs=2", "--batch-size=64",
+         "--embedding-dim=8", "--gru-units=8", "--baselines=popularity", "--text-mode=off"]
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_train_and_only_the_chief_exports(tmp_path):
+    job = tmp_path / "job"
+    assert task.main(["--stage=prepare", f"--job-dir={job}", *FLAGS], {}) == 0
+    cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
+    processes = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        log = open(tmp_path / f"worker{index}.log", "w")
+        processes.append((subprocess.Popen([sys.executable, "-m", "trainer.task", "--stage=all", f"--job-dir={job}", *FLAGS],
+                                           env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    codes = []
+    for process, log in processes:
+        try:
+            codes.append(process.wait(timeout=900))
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log.close()
+    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    assert codes == [0, 0], logs[0][-3000:] + "\n-----\n" + logs[1][-3000:]
+    assert "2 replicas" in logs[0] and "2 replicas" in logs[1]  # one model, trained by both
+    assert "the chief evaluates and exports" in logs[1]
+    training = json.loads((job / "model" / "training.json").read_text())
+    assert training["epochs"] >= 1
+    assert (job / "metrics.json").exists()
+    version = job / "export" / "recommender" / "1"
+    assert (version / "saved_model.pb").exists() and not (job / "export" / "recommender" / "2").exists()
+    model = tf.saved_model.load(str(version))
+    out = model.signatures["embed_query"](
+        user_id=tf.constant(["u"]), history_item_ids=tf.constant([["i00001"]]), history_timestamps=tf.constant([[1]], tf.int64),
+        history_event_types=tf.constant([["view"]]), history_utc_offsets=tf.constant([[0]], tf.int64),
+        history_latitudes=tf.constant([[float("nan")]]), history_longitudes=tf.constant([[float("nan")]]),
+        request_timestamp=tf.constant([2], tf.int64), request_utc_offset=tf.constant([0], tf.int64),
+        request_latitude=tf.constant([float("nan")]), request_longitude=tf.constant([float("nan")]),
+    )
+    assert out["query_vectors"].shape == (1, 8)
+
+
+def test_cluster_comes_from_tf_config_or_vertex_cluster_spec():
+    tf_config = {"cluster": {"chief": ["a:1"], "worker": ["b:2"]}, "task": {"type": "worker", "index": 0}}
+    config = task.distribution_from_env({"TF_CONFIG": json.dumps(tf_config)})
+    assert config.multi_worker and not config.is_chief and config.cluster == tf_config["cluster"]
+    vertex = {"cluster": {"workerpool0": ["a:1"], "workerpool1": ["b:2", "c:3"]}, "task": {"type": "workerpool0", "index": 0}}
+    config = task.distribution_from_env({"CLUSTER_SPEC": json.dumps(vertex)})
+    assert config.cluster == {"chief": ["a:1"], "worker": ["b:2", "c:3"]} and config.is_chief
+    assert not task.distribution_from_env({}).multi_worker
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        task.distribution_from_env({"TF_CONFIG": "{nope"})
+    with pytest.raises(ValueError, match="not in the cluster"):
+        task.distribution_from_env({"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}})})
