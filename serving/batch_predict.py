@@ -6,8 +6,10 @@
 Contract (as Vertex AI batch prediction):
   - instances in: JSON lines, one user per line in the client's form
     (`serving.client`: user_id, history, request, k, exclude, diversity; any
-    other keys pass through untouched), or CSV events (user_id, item_id,
-    timestamp, event_type, latitude, longitude, utc_offset; one instance per user);
+    other keys pass through untouched), CSV events (user_id, item_id,
+    timestamp, event_type, latitude, longitude, utc_offset; one instance per user),
+    or TFRecord files (.tfrecord / .tfrecord.gz) of tf.Examples in the training
+    example layout (`trainer.data.example_schema`; the prepared shards are such);
   - `<output-dir>/prediction.results-0000K-of-0000N`: one JSON line per instance,
     {"instance": <as read>, "prediction": {"items": [...]}};
   - `<output-dir>/prediction.errors_stats-00000-of-00001`: every instance that
@@ -109,6 +111,52 @@ def _number_or_text(value: str) -> Any:
     except ValueError:
         return value
     return int(number) if number.is_integer() else number
+
+
+def example_instance(element: tuple[str, bytes]) -> dict[str, Any]:
+    """(file, serialized tf.Example in the training layout) -> a parsed record like `parse_json_line`'s."""
+    from tensorflow.core.example import example_pb2  # pylint: disable=g-import-not-at-top
+
+    from trainer.data import example_schema as es  # pylint: disable=g-import-not-at-top
+
+    source, serialized = element
+    try:
+        feature = example_pb2.Example.FromString(serialized).features.feature
+    except Exception as e:  # a corrupt record is an error row, not a crash  pylint: disable=broad-except
+        return {"raw": repr(serialized[:200]), "source": source, "error": f"not a tf.Example: {e}"}
+
+    def values(name):
+        f = feature[name]
+        return list(f.bytes_list.value) or list(f.int64_list.value) or list(f.float_list.value)
+
+    if not values(es.HISTORY_ITEM_IDS) and not values(es.USER_ID):
+        return {"raw": repr(serialized[:200]), "source": source,
+                "error": f"not a training-layout example: no {es.USER_ID} / {es.HISTORY_ITEM_IDS}"}
+    text = lambda name: [v.decode("utf-8") for v in feature[name].bytes_list.value]  # noqa: E731
+    items, types = text(es.HISTORY_ITEM_IDS), text(es.HISTORY_EVENT_TYPES)
+    stamps, offsets = list(feature[es.HISTORY_TIMESTAMPS].int64_list.value), list(feature[es.HISTORY_UTC_OFFSETS].int64_list.value)
+    lats, lons = list(feature[es.HISTORY_LATITUDES].float_list.value), list(feature[es.HISTORY_LONGITUDES].float_list.value)
+    nan_none = lambda v: None if v != v else float(v)  # noqa: E731
+    history = [
+        {"item_id": items[i], "timestamp": int(stamps[i]), "event_type": types[i] if i < len(types) else "",
+         "utc_offset": int(offsets[i]) if i < len(offsets) else 0,
+         "latitude": nan_none(lats[i]) if i < len(lats) else None, "longitude": nan_none(lons[i]) if i < len(lons) else None}
+        for i in range(len(items)) if items[i]
+    ]
+    scalar = lambda name, kind: (list(getattr(feature[name], kind).value) or [None])[0]  # noqa: E731
+    instance = {
+        "user_id": (text(es.USER_ID) or [""])[0],
+        "history": history,
+        "request": {"timestamp": scalar(es.REQUEST_TIMESTAMP, "int64_list"),
+                    "utc_offset": scalar(es.REQUEST_UTC_OFFSET, "int64_list"),
+                    "latitude": nan_none(scalar(es.REQUEST_LATITUDE, "float_list") or float("nan")),
+                    "longitude": nan_none(scalar(es.REQUEST_LONGITUDE, "float_list") or float("nan"))},
+    }
+    if instance["request"]["timestamp"] is None:
+        del instance["request"]["timestamp"]
+    if feature[es.TARGET_ITEM_ID].bytes_list.value:  # evaluation data: keep the truth beside the prediction
+        instance["target_item_id"] = text(es.TARGET_ITEM_ID)[0]
+    return {"raw": "", "source": source, "instance": instance}
 
 
 class Predict(beam.DoFn):
@@ -242,7 +290,8 @@ def run(
     csv_files = [p for p in tf.io.gfile.glob(input_pattern)] if input_pattern else []
     if input_pattern and not csv_files:
         raise ValueError(f"--input={input_pattern!r} matches no file")
-    json_files = [p for p in csv_files if not p.endswith(".csv")]
+    tfrecord_files = [p for p in csv_files if p.endswith((".tfrecord", ".tfrecord.gz"))]
+    json_files = [p for p in csv_files if not p.endswith(".csv") and p not in tfrecord_files]
     csv_files = [p for p in csv_files if p.endswith(".csv")]
     options = PipelineOptions(list(beam_args))
     with beam.Pipeline(options=options) as pipeline:
@@ -254,6 +303,13 @@ def run(
                 | "Read lines" >> beam.FlatMap(lambda path: [(path, line) for line in _lines(path)])
             )
             parts.append(lines | "Parse JSON" >> beam.Map(parse_json_line))
+        if tfrecord_files:
+            parts.append(
+                pipeline
+                | "TFRecord files" >> beam.Create(tfrecord_files)
+                | "Read records" >> beam.FlatMap(lambda path: [(path, r) for r in _records(path)])
+                | "Parse examples" >> beam.Map(example_instance)
+            )
         if csv_files:
             parts.append(pipeline | "CSV files" >> beam.Create(csv_files) | "Users from CSV" >> beam.FlatMap(csv_users))
         if users_from:
@@ -281,6 +337,13 @@ def run(
     log.info("Batch prediction: %d inputs = %d results + %d errors in %.1f s", summary["inputs"], results, errors,
              summary["seconds"])
     return summary
+
+
+def _records(path: str) -> list[bytes]:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    compression = "GZIP" if path.endswith(".gz") else ""
+    return [r.numpy() for r in tf.data.TFRecordDataset(path, compression_type=compression)]
 
 
 def _lines(path: str) -> list[str]:

@@ -73,3 +73,14 @@ def test_results_and_errors_follow_the_vertex_contract(exported_job, instances, 
         assert [i["item_id"] for i in rerun[key]["prediction"]["items"]] == [i["item_id"] for i in result["prediction"]["items"]]
         np.testing.assert_allclose([i["score"] for i in rerun[key]["prediction"]["items"]],
                                    [i["score"] for i in result["prediction"]["items"]], rtol=1e-4, atol=1e-5)
+
+
+def test_tfrecord_examples_in_the_training_layout_are_instances(exported_job, tmp_path):
+    data = exported_job.job / "data"
+    manifest = json.loads((data / "manifest.json").read_text())
+    shards = [str(data / f) for f in manifest["files"]["test"]]
+    summary = batch_predict.run(str(exported_job.version), str(tmp_path / "out"), shards[0])
+    count = sum(1 for _ in tf.data.TFRecordDataset(shards[:1], compression_type="GZIP"))
+    assert summary["inputs"] == count == summary["results"] and summary["errors"] == 0
+    first = _lines(str(tmp_path / "out" / "prediction.results-*"))[0]
+    assert first["instance"]["history"] and "target_item_id" in first["instance"]
