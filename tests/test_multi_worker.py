@@ -77,3 +77,53 @@ def test_cluster_comes_from_tf_config_or_vertex_cluster_spec():
         task.distribution_from_env({"TF_CONFIG": "{nope"})
     with pytest.raises(ValueError, match="not in the cluster"):
         task.distribution_from_env({"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}})})
+
+
+def _start_workers(job, flags, tmp_path, tag):
+    cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
+    started = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        log = open(tmp_path / f"{tag}{index}.log", "w")
+        started.append((subprocess.Popen([sys.executable, "-m", "trainer.task", "--stage=train", f"--job-dir={job}", *flags],
+                                         env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    return started
+
+
+def test_a_run_resumes_after_a_worker_is_killed(tmp_path):
+    import time
+
+    job = tmp_path / "job"
+    flags = [f for f in FLAGS if not f.startswith("--epochs")] + ["--epochs=6", "--patience=100"]
+    assert task.main(["--stage=prepare", f"--job-dir={job}", *flags], {}) == 0
+    workers = _start_workers(job, flags, tmp_path, "first")
+    progress = job / "checkpoints" / "progress.json"
+    deadline = time.time() + 600
+    while time.time() < deadline and not (progress.exists() and json.loads(progress.read_text() or "{}").get("history")):
+        time.sleep(0.2)
+    workers[1][0].kill()  # a worker dies after the first epoch
+    time.sleep(5)
+    for process, log in workers:
+        if process.poll() is None:
+            process.kill()  # the chief cannot go on alone; the cluster manager would restart it
+        process.wait()
+        log.close()
+    done_before = len(json.loads(progress.read_text())["history"]["val_ndcg@10"])
+    assert 1 <= done_before < 6, (tmp_path / "first0.log").read_text()[-3000:]
+    assert (job / "checkpoints" / "backup").exists()  # BackupAndRestore's state survived the kill
+    workers = _start_workers(job, flags, tmp_path, "second")
+    codes = []
+    for process, log in workers:
+        try:
+            codes.append(process.wait(timeout=900))
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log.close()
+    chief_log = (tmp_path / "second0.log").read_text()
+    assert codes == [0, 0], chief_log[-3000:]
+    assert "Resuming: best validation NDCG@10" in chief_log
+    training = json.loads((job / "model" / "training.json").read_text())
+    assert training["epochs"] == 6  # the epochs before the kill were not trained again
+    backup = job / "checkpoints" / "backup"
+    assert not backup.exists() or not any(backup.iterdir())  # a finished run leaves no backup to resume from

@@ -205,7 +205,8 @@ def train(
     checkpoint_dir = config.resolved_checkpoint_dir()
     backup_dir = os.path.join(checkpoint_dir, "backup")  # BackupAndRestore keeps non-chief copies apart itself
     # BackupAndRestore deletes its backup when training ends: a backup means a killed run.
-    resume = io.exists(backup_dir)
+    # (Multi-worker runs may leave the emptied folder behind.)
+    resume = io.exists(backup_dir) and bool(tf.io.gfile.listdir(backup_dir))
     own_dir = _writable(checkpoint_dir, chief)
     if not chief and resume and io.exists(os.path.join(checkpoint_dir, "progress.json")):
         io.write_bytes(os.path.join(own_dir, "progress.json"), io.read_bytes(os.path.join(checkpoint_dir, "progress.json")))
