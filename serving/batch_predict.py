@@ -287,12 +287,12 @@ def run(
     version = resolve_model_dir(model_dir)
     clear_outputs(output_dir)
     tf.io.gfile.makedirs(output_dir)
-    csv_files = [p for p in tf.io.gfile.glob(input_pattern)] if input_pattern else []
-    if input_pattern and not csv_files:
+    files = tf.io.gfile.glob(input_pattern) if input_pattern else []
+    if input_pattern and not files:
         raise ValueError(f"--input={input_pattern!r} matches no file")
-    tfrecord_files = [p for p in csv_files if p.endswith((".tfrecord", ".tfrecord.gz"))]
-    json_files = [p for p in csv_files if not p.endswith(".csv") and p not in tfrecord_files]
-    csv_files = [p for p in csv_files if p.endswith(".csv")]
+    tfrecord_files = [p for p in files if p.endswith((".tfrecord", ".tfrecord.gz"))]
+    csv_files = [p for p in files if p.endswith(".csv")]
+    json_files = [p for p in files if p not in tfrecord_files and p not in csv_files]
     options = PipelineOptions(list(beam_args))
     with beam.Pipeline(options=options) as pipeline:
         parts = []

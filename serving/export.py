@@ -23,7 +23,8 @@ import tensorflow as tf
 
 from serving import contract, warmup
 from serving.module import ServedCatalogue, ServingModule, ServingSettings, UserTable
-from trainer.config import Config, TextConfig, TextMode
+from trainer import text_vectors
+from trainer.config import Config, TextConfig
 from trainer.data import dataset
 from trainer.data import example_schema as es
 from trainer.data import io
@@ -77,10 +78,7 @@ def text_encoder_for(model: Recommender, text: TextConfig):
         return model.text_encoder
     from trainer.models import text_tower  # pylint: disable=g-import-not-at-top
 
-    return text_tower.TextEncoder(
-        TextConfig(mode=TextMode.FROZEN, bert_path=text.bert_path or text_tower.default_bert_path(),
-                   max_tokens=text.max_tokens, lowercase=text.lowercase)
-    )
+    return text_tower.TextEncoder(text_vectors.frozen_text_config(text))
 
 
 def build_module(model: Recommender, trained: Config, data_dir: str, settings: ServingSettings, catalogue) -> ServingModule:

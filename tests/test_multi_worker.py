@@ -27,24 +27,35 @@ def _free_ports(n):
     return ports
 
 
-def test_two_workers_train_and_only_the_chief_exports(tmp_path):
-    job = tmp_path / "job"
-    assert task.main(["--stage=prepare", f"--job-dir={job}", *FLAGS], {}) == 0
+def _start_workers(job, flags, tmp_path, tag):
+    """Two `trainer.task` workers on localhost (TF_CONFIG), logging to <tag><index>.log."""
     cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
-    processes = []
+    started = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        log = open(tmp_path / f"worker{index}.log", "w")
-        processes.append((subprocess.Popen([sys.executable, "-m", "trainer.task", "--stage=all", f"--job-dir={job}", *FLAGS],
-                                           env=env, stdout=log, stderr=subprocess.STDOUT), log))
+        log = open(tmp_path / f"{tag}{index}.log", "w")
+        started.append((subprocess.Popen([sys.executable, "-m", "trainer.task", f"--job-dir={job}", *flags],
+                                         env=env, stdout=log, stderr=subprocess.STDOUT), log))
+    return started
+
+
+def _wait(workers, timeout=900):
+    """Exit codes of the workers (killed if still running after `timeout`)."""
     codes = []
-    for process, log in processes:
+    for process, log in workers:
         try:
-            codes.append(process.wait(timeout=900))
+            codes.append(process.wait(timeout=timeout))
         finally:
             if process.poll() is None:
                 process.kill()
             log.close()
+    return codes
+
+
+def test_two_workers_train_and_only_the_chief_exports(tmp_path):
+    job = tmp_path / "job"
+    assert task.main(["--stage=prepare", f"--job-dir={job}", *FLAGS], {}) == 0
+    codes = _wait(_start_workers(job, ["--stage=all", *FLAGS], tmp_path, "worker"))
     logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
     assert codes == [0, 0], logs[0][-3000:] + "\n-----\n" + logs[1][-3000:]
     assert "2 replicas" in logs[0] and "2 replicas" in logs[1]  # one model, trained by both
@@ -79,24 +90,13 @@ def test_cluster_comes_from_tf_config_or_vertex_cluster_spec():
         task.distribution_from_env({"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}})})
 
 
-def _start_workers(job, flags, tmp_path, tag):
-    cluster = {"worker": [f"localhost:{p}" for p in _free_ports(2)]}
-    started = []
-    for index in range(2):
-        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
-        log = open(tmp_path / f"{tag}{index}.log", "w")
-        started.append((subprocess.Popen([sys.executable, "-m", "trainer.task", "--stage=train", f"--job-dir={job}", *flags],
-                                         env=env, stdout=log, stderr=subprocess.STDOUT), log))
-    return started
-
-
 def test_a_run_resumes_after_a_worker_is_killed(tmp_path):
     import time
 
     job = tmp_path / "job"
     flags = [f for f in FLAGS if not f.startswith("--epochs")] + ["--epochs=6", "--patience=100"]
     assert task.main(["--stage=prepare", f"--job-dir={job}", *flags], {}) == 0
-    workers = _start_workers(job, flags, tmp_path, "first")
+    workers = _start_workers(job, ["--stage=train", *flags], tmp_path, "first")
     progress = job / "checkpoints" / "progress.json"
     deadline = time.time() + 600
     while time.time() < deadline and not (progress.exists() and json.loads(progress.read_text() or "{}").get("history")):
@@ -111,15 +111,7 @@ def test_a_run_resumes_after_a_worker_is_killed(tmp_path):
     done_before = len(json.loads(progress.read_text())["history"]["val_ndcg@10"])
     assert 1 <= done_before < 6, (tmp_path / "first0.log").read_text()[-3000:]
     assert (job / "checkpoints" / "backup").exists()  # BackupAndRestore's state survived the kill
-    workers = _start_workers(job, flags, tmp_path, "second")
-    codes = []
-    for process, log in workers:
-        try:
-            codes.append(process.wait(timeout=900))
-        finally:
-            if process.poll() is None:
-                process.kill()
-            log.close()
+    codes = _wait(_start_workers(job, ["--stage=train", *flags], tmp_path, "second"))
     chief_log = (tmp_path / "second0.log").read_text()
     assert codes == [0, 0], chief_log[-3000:]
     assert "Resuming: best validation NDCG@10" in chief_log

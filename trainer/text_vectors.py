@@ -47,6 +47,14 @@ def fingerprint(config: TextConfig, bert_path: str, texts: np.ndarray) -> dict[s
     }
 
 
+def frozen_text_config(config: TextConfig) -> TextConfig:
+    """The frozen encoder's settings for `config`: its checkpoint (default: the packaged one) and tokenizer."""
+    from trainer.models import text_tower  # pylint: disable=g-import-not-at-top
+
+    return TextConfig(mode=TextMode.FROZEN, bert_path=config.bert_path or text_tower.default_bert_path(),
+                      max_tokens=config.max_tokens, lowercase=config.lowercase)
+
+
 def catalogue_text_vectors(config: TextConfig, texts: np.ndarray, cache_dir: str) -> np.ndarray | None:
     """[N, H] float32 text vectors of the catalogue texts (zeros for items without text),
     or None when text is off or no item has text."""
@@ -58,16 +66,15 @@ def catalogue_text_vectors(config: TextConfig, texts: np.ndarray, cache_dir: str
     # pylint: disable=g-import-not-at-top
     from trainer.models import text_tower
 
-    bert_path = config.bert_path or text_tower.default_bert_path()
-    expected = fingerprint(config, bert_path, texts)
+    frozen = frozen_text_config(config)
+    expected = fingerprint(config, frozen.bert_path, texts)
     vectors_path, fingerprint_path = os.path.join(cache_dir, VECTORS), os.path.join(cache_dir, FINGERPRINT)
     if io.exists(vectors_path) and io.exists(fingerprint_path):
         if json.loads(io.read_bytes(fingerprint_path).decode("utf-8")) == expected:
             log.info("Reusing cached text vectors %s", vectors_path)
             return np.load(std_io.BytesIO(io.read_bytes(vectors_path)))
     started = time.time()
-    encoder = text_tower.TextEncoder(TextConfig(mode=TextMode.FROZEN, bert_path=bert_path, max_tokens=config.max_tokens,
-                                                lowercase=config.lowercase))
+    encoder = text_tower.TextEncoder(frozen)
     vectors = text_tower.encode_texts(encoder, [str(t) for t in texts])
     # No text is no information: a zero vector, not BERT's vector of an empty string.
     vectors[np.array([not str(t).strip() for t in texts])] = 0.0

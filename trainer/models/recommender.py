@@ -323,11 +323,12 @@ class Recommender(tfrs.Model):
         default: the training catalogue's.
         """
         candidate = gather_rows(out.catalogue, item_index)
-        nan = tf.constant([np.nan] * PAD_ROWS, tf.float32)
         latitudes = self.catalogue_features["latitude"] if latitudes is None else latitudes
         longitudes = self.catalogue_features["longitude"] if longitudes is None else longitudes
-        lat = tf.gather(tf.concat([nan, latitudes], 0), item_index)
-        lon = tf.gather(tf.concat([nan, longitudes], 0), item_index)
+        known = item_index >= PAD_ROWS  # padding / unknown items have no place
+        rows = tf.maximum(item_index - PAD_ROWS, 0)
+        lat = tf.where(known, tf.gather(latitudes, rows), np.nan)
+        lon = tf.where(known, tf.gather(longitudes, rows), np.nan)
         distance = geo.haversine_km(batch[es.REQUEST_LATITUDE], batch[es.REQUEST_LONGITUDE], lat, lon)
         return self.behaviour_head(out.hidden, out.query, candidate, distance, out.features["request_cyclic_time"])
 
