@@ -239,6 +239,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 256
     learning_rate: float = 2e-3
+    lr_decay: float = 1.0  # the learning rate is multiplied by this after every epoch (1 = constant)
     patience: int = 3  # early stopping on validation NDCG@10
     max_seconds: float = 0.0  # 0 = no wall-clock budget
 
@@ -246,6 +247,7 @@ class TrainConfig:
         _check(self.epochs >= 1, f"`epochs` must be >= 1. Received: epochs={self.epochs}")
         _check(self.batch_size >= 2, f"`batch_size` must be >= 2. Received: batch_size={self.batch_size}")
         _check(self.learning_rate > 0, f"`learning_rate` must be > 0. Received: learning_rate={self.learning_rate}")
+        _check(0 < self.lr_decay <= 1, f"`lr_decay` must be in (0, 1]. Received: lr_decay={self.lr_decay}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from trainer.config import Config, DistributionConfig, TextMode
+from trainer.config import Config, DistributionConfig, TextMode, TrainConfig
 from trainer.data import dataset, io
 from trainer.models.catalogue import Catalogue, Vocabularies
 from trainer.models.recommender import Recommender
@@ -166,6 +166,19 @@ class ValidationCallback(tf.keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def learning_rate(train_config: TrainConfig, num_train: int) -> float | tf.keras.optimizers.schedules.LearningRateSchedule:
+    """Adam's learning rate: constant, or times `lr_decay` after every epoch of `num_train` examples.
+
+    The schedule follows the optimizer's step count, so a resumed run continues it.
+    """
+    if train_config.lr_decay == 1.0:
+        return train_config.learning_rate
+    return tf.keras.optimizers.schedules.ExponentialDecay(
+        train_config.learning_rate, decay_steps=max(num_train // train_config.batch_size, 1),
+        decay_rate=train_config.lr_decay, staircase=True,
+    )
+
+
 def train(
     config: Config,
     data_dir: str,
@@ -198,7 +211,7 @@ def train(
         train_data = train_data.with_options(options)
     with strategy.scope():
         model = model_factory()
-        model.compile(optimizer=tf.keras.optimizers.Adam(config.train.learning_rate))
+        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate(config.train, num_train)))
         # Build every variable now: BackupAndRestore can only restore a built model.
         model.compute_loss(next(iter(train_data.take(1))), training=False)
         model.built = True  # a tfrs.Model has no call(); Keras only sees `built`

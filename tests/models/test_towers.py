@@ -11,7 +11,7 @@ from trainer.features import spatiotemporal
 from trainer.features.vocabulary import Vocabulary
 from trainer.models import labels
 from trainer.models.recommender import MarginalPointerLoss
-from trainer.models.repeat_head import repeat_counts
+from trainer.models.repeat_head import NEG_INF, gate_evidence, repeat_counts
 from trainer.models.sequence_tower import SequenceTower
 from trainer.training import build_model
 
@@ -82,6 +82,20 @@ def test_marginal_pointer_loss_by_hand():
     matches = tf.constant([[1.0, 0.0, 1.0, 0.0]])
     loss = MarginalPointerLoss(reduction=tf.keras.losses.Reduction.NONE)(matches, logits)
     np.testing.assert_allclose(loss.numpy(), [np.log(2.0)], rtol=1e-6)
+
+
+def test_gate_evidence_by_hand():
+    # Row 0: two events (logits ln 1, ln 3) at scaled log distances 0.4 / 0.2 (the
+    # second place unknown), time-of-day cos 0.5 / -0.3, then padding.
+    # Row 1: no history at all -> zeros.
+    pointer = tf.constant([[np.log(1.0), np.log(3.0), NEG_INF], [NEG_INF, NEG_INF, NEG_INF]], tf.float32)
+    mask = tf.constant([[True, True, False], [False, False, False]])
+    context = np.zeros([2, 3, 6], np.float32)
+    context[0, 0, [0, 2, 3]] = [0.5, 0.4, 1.0]
+    context[0, 1, [0, 2, 3]] = [-0.3, 0.2, 0.0]  # place unknown: its distance must be ignored
+    evidence = gate_evidence(pointer, mask, tf.constant(context)).numpy()
+    np.testing.assert_allclose(evidence[0], [np.log(4.0), np.log(3.0), 0.4, 1.0, 0.5], rtol=1e-6)
+    np.testing.assert_array_equal(evidence[1], np.zeros(5))
 
 
 @pytest.mark.parametrize("retrieval, repeat_aware", [(RetrievalMode.FULL, True), (RetrievalMode.IN_BATCH, False)])

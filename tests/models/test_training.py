@@ -66,3 +66,17 @@ def test_too_few_examples_for_one_batch_is_a_clear_error(tiny_data_dir, tmp_path
                     train=TrainConfig(batch_size=1_000_000))
     with pytest.raises(ValueError, match="lower --batch-size"):
         training.train(config, tiny_data_dir, lambda: training.build_model(config, tiny_data_dir, None), lambda m: 0.0)
+
+
+def test_learning_rate_decays_once_per_epoch():
+    # 100 examples in batches of 10: 10 steps an epoch; halved after each.
+    schedule = training.learning_rate(TrainConfig(learning_rate=2e-3, lr_decay=0.5, batch_size=10), 100)
+    assert [round(float(schedule(step)), 8) for step in (0, 9, 10, 19, 20, 35)] == [2e-3, 2e-3, 1e-3, 1e-3, 5e-4, 2.5e-4]
+    assert training.learning_rate(TrainConfig(learning_rate=2e-3), 100) == 2e-3
+
+
+def test_learning_rate_decay_must_be_in_range():
+    with pytest.raises(ValueError, match="lr_decay"):
+        TrainConfig(lr_decay=0.0)
+    with pytest.raises(ValueError, match="lr_decay"):
+        TrainConfig(lr_decay=1.5)

@@ -46,9 +46,34 @@ def pointer_context(features: dict[str, tf.Tensor]) -> tf.Tensor:
     return context * tf.cast(mask, tf.float32)[..., None]
 
 
+def gate_evidence(pointer: tf.Tensor, mask: tf.Tensor, context: tf.Tensor) -> tf.Tensor:
+    """[B, 5] float32: what the history says about a return, for the gate.
+
+    The pointer's unnormalised evidence (logsumexp and max of its logits: a
+    history event that fits the request well argues for a return), how near
+    the request is to the nearest history place (scaled log km, and whether any
+    place is known) and the best time-of-day match. Rows without history get 0.
+
+    pointer: [B, T] logits (NEG_INF at padding); mask: [B, T] bool;
+    context: [B, T, C] `pointer_context` features (zeros at padding).
+    """
+    any_event = tf.reduce_any(mask, axis=1)
+    masked = tf.where(mask, pointer, NEG_INF)
+    evidence = tf.where(any_event, tf.reduce_logsumexp(masked, axis=1), 0.0)
+    strongest = tf.where(any_event, tf.reduce_max(masked, axis=1), 0.0)
+    placed = tf.logical_and(mask, context[..., 3] > 0)
+    any_place = tf.reduce_any(placed, axis=1)
+    nearest = tf.where(any_place, tf.reduce_min(tf.where(placed, context[..., 2], 1e9), axis=1), 0.0)
+    same_time = tf.where(any_event, tf.reduce_max(tf.where(mask, context[..., 0], -1.0), axis=1), 0.0)
+    return tf.stack([evidence, strongest, nearest, tf.cast(any_place, tf.float32), same_time], axis=-1)
+
+
 class RepeatHead(tf.keras.layers.Layer):
     """(positions [B, T, U], hidden [B, H], history ids [B, T], mask [B, T], context [B, T, C])
     -> (gate logit [B], pointer logits [B, T]).
+
+    The gate reads the query's hidden state, the history's length and share of
+    distinct items, and `gate_evidence` (how well the history fits the request).
 
     positions: the sequence tower's per-position outputs (zeros at padding);
     mask: [B, T] bool, True at real events that may be pointed at;
@@ -80,6 +105,12 @@ class RepeatHead(tf.keras.layers.Layer):
         pointer = tf.where(mask, pointer, NEG_INF)
         length = tf.reduce_sum(tf.cast(mask, tf.float32), axis=1, keepdims=True)
         distinct = tf.reduce_sum(tf.math.divide_no_nan(tf.cast(mask, tf.float32), counts), axis=1, keepdims=True)
-        gate_input = tf.concat([hidden, tf.math.log1p(length), tf.math.divide_no_nan(distinct, length)], axis=-1)
+        gate_input = tf.concat(
+            [
+                hidden, tf.math.log1p(length), tf.math.divide_no_nan(distinct, length),
+                gate_evidence(pointer, mask, context),
+            ],
+            axis=-1,
+        )
         gate_logit = tf.squeeze(self.gate(self.gate_hidden(gate_input)), -1)
         return gate_logit, pointer
