@@ -58,10 +58,9 @@ def gate_evidence(pointer: tf.Tensor, mask: tf.Tensor, context: tf.Tensor) -> tf
     context: [B, T, C] `pointer_context` features (zeros at padding).
     """
     any_event = tf.reduce_any(mask, axis=1)
-    masked = tf.where(mask, pointer, NEG_INF)
-    evidence = tf.where(any_event, tf.reduce_logsumexp(masked, axis=1), 0.0)
-    strongest = tf.where(any_event, tf.reduce_max(masked, axis=1), 0.0)
-    placed = tf.logical_and(mask, context[..., 3] > 0)
+    evidence = tf.where(any_event, tf.reduce_logsumexp(pointer, axis=1), 0.0)
+    strongest = tf.where(any_event, tf.reduce_max(pointer, axis=1), 0.0)
+    placed = context[..., 3] > 0  # the known-place flag, 0 at padding
     any_place = tf.reduce_any(placed, axis=1)
     nearest = tf.where(any_place, tf.reduce_min(tf.where(placed, context[..., 2], 1e9), axis=1), 0.0)
     same_time = tf.where(any_event, tf.reduce_max(tf.where(mask, context[..., 0], -1.0), axis=1), 0.0)
