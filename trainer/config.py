@@ -240,6 +240,7 @@ class TrainConfig:
     batch_size: int = 256
     learning_rate: float = 2e-3
     lr_decay: float = 1.0  # the learning rate is multiplied by this after every epoch (1 = constant)
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW) on weights and embeddings, not biases; 0 = Adam
     patience: int = 3  # early stopping on validation NDCG@10
     max_seconds: float = 0.0  # 0 = no wall-clock budget
 
@@ -248,6 +249,7 @@ class TrainConfig:
         _check(self.batch_size >= 2, f"`batch_size` must be >= 2. Received: batch_size={self.batch_size}")
         _check(self.learning_rate > 0, f"`learning_rate` must be > 0. Received: learning_rate={self.learning_rate}")
         _check(0 < self.lr_decay <= 1, f"`lr_decay` must be in (0, 1]. Received: lr_decay={self.lr_decay}")
+        _check(0 <= self.weight_decay < 1, f"`weight_decay` must be in [0, 1). Received: weight_decay={self.weight_decay}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=train_defaults.learning_rate)
     train.add_argument("--lr-decay", type=float, default=train_defaults.lr_decay,
                        help="multiply the learning rate by this after every epoch (1 = constant)")
+    train.add_argument("--weight-decay", type=float, default=train_defaults.weight_decay,
+                       help="decoupled weight decay (AdamW) on weights and embeddings, not biases (0 = Adam)")
     train.add_argument("--patience", type=int, default=train_defaults.patience)
     train.add_argument("--max-train-seconds", type=float, default=train_defaults.max_seconds)
     eval_defaults = EvalConfig()
@@ -260,7 +262,8 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
         ),
         train=TrainConfig(
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-            lr_decay=args.lr_decay, patience=args.patience, max_seconds=args.max_train_seconds,
+            lr_decay=args.lr_decay, weight_decay=args.weight_decay, patience=args.patience,
+            max_seconds=args.max_train_seconds,
         ),
         evaluation=EvalConfig(
             primary_filter=args.primary_filter,

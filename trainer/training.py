@@ -179,6 +179,16 @@ def learning_rate(train_config: TrainConfig, num_train: int) -> float | tf.keras
     )
 
 
+def make_optimizer(train_config: TrainConfig, num_train: int) -> tf.keras.optimizers.Optimizer:
+    """Adam, or AdamW when `weight_decay` > 0 (biases are not decayed), on `learning_rate`'s schedule."""
+    rate = learning_rate(train_config, num_train)
+    if train_config.weight_decay == 0.0:
+        return tf.keras.optimizers.Adam(rate)
+    optimizer = tf.keras.optimizers.AdamW(rate, weight_decay=train_config.weight_decay)
+    optimizer.exclude_from_weight_decay(var_names=["bias"])
+    return optimizer
+
+
 def train(
     config: Config,
     data_dir: str,
@@ -211,7 +221,7 @@ def train(
         train_data = train_data.with_options(options)
     with strategy.scope():
         model = model_factory()
-        model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate(config.train, num_train)))
+        model.compile(optimizer=make_optimizer(config.train, num_train))
         # Build every variable now: BackupAndRestore can only restore a built model.
         model.compute_loss(next(iter(train_data.take(1))), training=False)
         model.built = True  # a tfrs.Model has no call(); Keras only sees `built`

@@ -2,7 +2,9 @@
 
 import os
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from trainer import training
 from trainer.config import Config, ModelConfig, TextConfig, TextMode, TrainConfig
@@ -80,3 +82,17 @@ def test_learning_rate_decay_must_be_in_range():
         TrainConfig(lr_decay=0.0)
     with pytest.raises(ValueError, match="lr_decay"):
         TrainConfig(lr_decay=1.5)
+
+
+def test_weight_decay_shrinks_weights_but_not_biases():
+    # With zero gradients Adam's step is 0, so one AdamW step only decays:
+    # w <- w * (1 - learning_rate * weight_decay); biases stay.
+    optimizer = training.make_optimizer(TrainConfig(learning_rate=0.1, weight_decay=0.5), 100)
+    layer = tf.keras.layers.Dense(2, kernel_initializer="ones", bias_initializer="ones")
+    layer.build((None, 3))
+    optimizer.apply_gradients([(tf.zeros_like(v), v) for v in layer.trainable_variables])
+    np.testing.assert_allclose(layer.kernel.numpy(), np.full((3, 2), 0.95), rtol=1e-6)
+    np.testing.assert_allclose(layer.bias.numpy(), np.ones(2))
+    assert isinstance(training.make_optimizer(TrainConfig(), 100), tf.keras.optimizers.Adam)
+    with pytest.raises(ValueError, match="weight_decay"):
+        TrainConfig(weight_decay=-0.1)
