@@ -114,12 +114,25 @@ def _known_user_values(model: Recommender, data_dir: str) -> np.ndarray:
     return users.fillna(users.mean()).fillna(0.0).to_numpy(np.float32)
 
 
+def best_weights_path(directory: str, epoch: int) -> str:
+    """Where `ValidationCallback` in `directory` keeps the weights of 1-based `epoch` while it is the best."""
+    return os.path.join(directory, "best", f"epoch-{epoch:04d}")
+
+
 class ValidationCallback(tf.keras.callbacks.Callback):
     """Validation NDCG@10 after each epoch; keeps the best weights; stops early or on budget.
 
     Progress (history, best value and epoch, seconds used) and the best weights
     live in `directory`, so a run resumed by `BackupAndRestore` after a kill
     still knows the best epoch before the kill, and keeps its weights.
+
+    This callback must come before `BackupAndRestore` in the callback list, so
+    progress.json is never behind the backup. It can be ahead: a kill between
+    the two saves of an epoch. The first epoch a resumed run begins is the
+    backup's, and later epochs are then forgotten (they are trained again).
+    The best epoch's weights are kept per epoch, and the previous best's only
+    deleted once the backup has passed the new one, so the best epoch among
+    those kept always has its weights.
     """
 
     def __init__(self, metric: Callable[[Recommender], float], directory: str, patience: int, max_seconds: float = 0.0,
@@ -130,7 +143,6 @@ class ValidationCallback(tf.keras.callbacks.Callback):
         self.patience = patience
         self.max_seconds = max_seconds
         self.progress_path = os.path.join(directory, "progress.json")
-        self.best_path = os.path.join(directory, "best", "model")
         self.progress: dict[str, Any] = {"history": {}, "best": None, "best_epoch": 0, "seconds": 0.0, "epoch_seconds": []}
         if resume and io.exists(self.progress_path):
             self.progress = json.loads(io.read_bytes(self.progress_path).decode("utf-8"))
@@ -138,8 +150,40 @@ class ValidationCallback(tf.keras.callbacks.Callback):
                      self.progress["best_epoch"])
         self._epoch_start = time.time()
 
+    @property
+    def best_path(self) -> str:
+        """Weights of the best epoch so far (valid once `progress["best_epoch"]` > 0)."""
+        return best_weights_path(self.directory, self.progress["best_epoch"])
+
     def on_epoch_begin(self, epoch, logs=None):
+        # Every epoch before `epoch` is in BackupAndRestore's backup by now.
+        self._forget_epochs_from(epoch)
+        self._delete_superseded_best_weights()
         self._epoch_start = time.time()
+
+    def on_train_end(self, logs=None):
+        self._delete_superseded_best_weights()
+
+    def _forget_epochs_from(self, epoch: int) -> None:
+        """Drops the progress of epochs `epoch`+1 on (1-based): the backup does not have them."""
+        progress = self.progress
+        recorded = len(progress["epoch_seconds"])
+        if recorded <= epoch:
+            return
+        log.warning("The backup ends at epoch %d but %s records %d epochs (killed between the two saves): "
+                    "epochs %d-%d are trained again.", epoch, self.progress_path, recorded, epoch + 1, recorded)
+        progress["history"] = {name: values[:epoch] for name, values in progress["history"].items()}
+        progress["epoch_seconds"] = progress["epoch_seconds"][:epoch]
+        progress["seconds"] = float(sum(progress["epoch_seconds"]))
+        scores = progress["history"].get(VALIDATION_METRIC, [])
+        best = int(np.argmax(scores)) if scores else -1  # the first best, as on_epoch_end keeps it
+        progress["best"], progress["best_epoch"] = (scores[best], best + 1) if scores else (None, 0)
+
+    def _delete_superseded_best_weights(self) -> None:
+        keep = os.path.basename(self.best_path) if self.progress["best_epoch"] else None
+        for path in tf.io.gfile.glob(os.path.join(self.directory, "best", "epoch-*")):
+            if os.path.basename(path).split(".")[0] != keep:
+                tf.io.gfile.remove(path)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -238,7 +282,7 @@ def train(
     )
     io.makedirs(checkpoint_dir)
     callbacks = [
-        validation,
+        validation,  # before the backup: see ValidationCallback
         tf.keras.callbacks.BackupAndRestore(backup_dir=backup_dir),
         tf.keras.callbacks.TensorBoard(log_dir=_writable(config.resolved_tensorboard_dir(), chief), update_freq="epoch"),
     ]

@@ -45,11 +45,49 @@ def test_resumes_after_a_kill_and_keeps_the_best_epoch_from_before_it(tiny_data_
     assert result.best_epoch == 1
     best = training.build_model(config, tiny_data_dir, None)
     best.compute_loss(next(iter(training.dataset.make_dataset(tiny_data_dir, "train", 8))))
-    best.load_weights(os.path.join(config.resolved_checkpoint_dir(), "best", "model"))
+    best.load_weights(training.best_weights_path(config.resolved_checkpoint_dir(), 1))
     for kept, saved in zip(result.model.trainable_variables, best.trainable_variables):
         assert (kept.numpy() == saved.numpy()).all()
     assert os.path.exists(os.path.join(config.resolved_model_dir(), "weights", "model.index"))
     assert os.listdir(config.resolved_tensorboard_dir())
+
+
+def test_a_kill_between_progress_and_backup_trains_that_epoch_again_once(tiny_data_dir, tmp_path, monkeypatch):
+    # Epoch 2 is validated (a new best, 0.5) and recorded in progress.json, then the
+    # process dies before BackupAndRestore saves it: the backup ends at epoch 1.
+    config = _config(tmp_path)
+    factory = lambda: training.build_model(config, tiny_data_dir, None)  # noqa: E731
+    original = tf.keras.callbacks.BackupAndRestore.on_epoch_end
+    killed = []
+
+    def die_before_backing_up_epoch_2(self, epoch, logs=None):
+        if epoch == 1 and not killed:
+            killed.append(epoch)
+            raise Killed("simulated kill after validation, before the backup")
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(tf.keras.callbacks.BackupAndRestore, "on_epoch_end", die_before_backing_up_epoch_2)
+    epoch_1_weights = []
+
+    def first_run_scores(model):
+        if not epoch_1_weights:
+            epoch_1_weights.extend(v.numpy().copy() for v in model.trainable_variables)
+            return 0.3
+        return 0.5
+
+    with pytest.raises(Killed):
+        training.train(config, tiny_data_dir, factory, first_run_scores)
+    checkpoints = config.resolved_checkpoint_dir()
+    assert os.path.exists(training.best_weights_path(checkpoints, 2) + ".index")  # epoch 2 was the best before the kill
+    scores = iter([0.2, 0.1])  # epoch 2 again, then 3: neither beats epoch 1's 0.3
+    result = training.train(config, tiny_data_dir, factory, lambda model: next(scores))
+    assert result.epochs == 3 and result.history["val_ndcg@10"] == [0.3, 0.2, 0.1]
+    assert all(len(values) == 3 for values in result.history.values())
+    assert result.best_epoch == 1  # the lost epoch 2's 0.5 is forgotten with it
+    for kept, best in zip(result.model.trainable_variables, epoch_1_weights):
+        np.testing.assert_array_equal(kept.numpy(), best)
+    assert sorted(os.listdir(os.path.join(checkpoints, "best"))) == [
+        "checkpoint", "epoch-0001.data-00000-of-00001", "epoch-0001.index"]
 
 
 def test_early_stopping_keeps_the_best_epoch(tiny_data_dir, tmp_path):

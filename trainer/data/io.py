@@ -56,11 +56,23 @@ def read_bytes(path: str) -> bytes:
 
 
 def write_bytes(path: str, data: bytes) -> None:
-    """Writes a whole file (local or gfile), creating its folder."""
+    """Writes a whole file (local or gfile), creating its folder.
+
+    Readers see the old file or the new one, never a part: a local file is
+    written beside and renamed over the old one (object stores such as GCS
+    publish an object only when it is closed).
+    """
     if is_local(path):
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        partial = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.partial")
+        try:
+            with open(partial, "wb") as f:
+                f.write(data)
+            os.replace(partial, path)
+        finally:
+            if os.path.exists(partial):  # the write failed
+                os.remove(partial)
         return
     gfile = _gfile()
     gfile.makedirs(os.path.dirname(path))
