@@ -27,7 +27,7 @@ def repeat_counts(history_item_ids: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
 
 
 def pointer_context(features: dict[str, tf.Tensor]) -> tf.Tensor:
-    """[B, T, 6] float32: how each history event relates to the request (0 at padding).
+    """[B, T, 5] float32: how each history event relates to the request (0 at padding).
 
     cos of the time-of-day and time-of-week differences between the event and
     the request (people return at the same hours), the log distance from the
