@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,7 +66,7 @@ def write_bytes(path: str, data: bytes) -> None:
     if is_local(path):
         folder = os.path.dirname(os.path.abspath(path))
         os.makedirs(folder, exist_ok=True)
-        partial = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.partial")
+        partial = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}-{threading.get_ident()}.partial")
         try:
             with open(partial, "wb") as f:
                 f.write(data)
