@@ -25,6 +25,7 @@ import tempfile
 from typing import Any
 
 from trainer import task
+from trainer.data import io
 
 DEFAULT_IMAGE = "us-docker.pkg.dev/PROJECT/recommender/st-recommender:latest"
 PIPELINE_NAME = "st-recommender"
@@ -115,13 +116,9 @@ def load(image: str = DEFAULT_IMAGE):
     components.set_image(image)
     source = _source(parameters(), image)
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    folder = os.path.join(tempfile.gettempdir(), "st_recommender_pipelines")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"generated_{digest}.py")
+    path = os.path.join(tempfile.gettempdir(), "st_recommender_pipelines", f"generated_{digest}.py")
     if not os.path.exists(path):
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write(source)
-        os.replace(path + ".tmp", path)
+        io.write_text(path, source)  # atomic: a concurrent loader never imports half a module
     spec = importlib.util.spec_from_file_location(f"pipelines_generated_{digest}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

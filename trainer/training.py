@@ -114,9 +114,12 @@ def _known_user_values(model: Recommender, data_dir: str) -> np.ndarray:
     return users.fillna(users.mean()).fillna(0.0).to_numpy(np.float32)
 
 
+_BEST_WEIGHTS_PREFIX = "epoch-"
+
+
 def best_weights_path(directory: str, epoch: int) -> str:
     """Where `ValidationCallback` in `directory` keeps the weights of 1-based `epoch` while it is the best."""
-    return os.path.join(directory, "best", f"epoch-{epoch:04d}")
+    return os.path.join(directory, "best", f"{_BEST_WEIGHTS_PREFIX}{epoch:04d}")
 
 
 class ValidationCallback(tf.keras.callbacks.Callback):
@@ -176,12 +179,15 @@ class ValidationCallback(tf.keras.callbacks.Callback):
         progress["epoch_seconds"] = progress["epoch_seconds"][:epoch]
         progress["seconds"] = float(sum(progress["epoch_seconds"]))
         scores = progress["history"].get(VALIDATION_METRIC, [])
-        best = int(np.argmax(scores)) if scores else -1  # the first best, as on_epoch_end keeps it
-        progress["best"], progress["best_epoch"] = (scores[best], best + 1) if scores else (None, 0)
+        if scores:
+            best = int(np.argmax(scores))  # the first best, as on_epoch_end keeps it
+            progress["best"], progress["best_epoch"] = scores[best], best + 1
+        else:
+            progress["best"], progress["best_epoch"] = None, 0
 
     def _delete_superseded_best_weights(self) -> None:
         keep = os.path.basename(self.best_path) if self.progress["best_epoch"] else None
-        for path in tf.io.gfile.glob(os.path.join(self.directory, "best", "epoch-*")):
+        for path in tf.io.gfile.glob(os.path.join(self.directory, "best", _BEST_WEIGHTS_PREFIX + "*")):
             if os.path.basename(path).split(".")[0] != keep:
                 tf.io.gfile.remove(path)
 
