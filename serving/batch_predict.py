@@ -13,7 +13,8 @@ Contract (as Vertex AI batch prediction):
   - `<output-dir>/prediction.results-0000K-of-0000N`: one JSON line per instance,
     {"instance": <as read>, "prediction": {"items": [...]}};
   - `<output-dir>/prediction.errors_stats-00000-of-00001`: every instance that
-    failed, {"instance": ..., "error": "..."}; inputs = results + errors, always;
+    failed, {"instance": ..., "error": "..."}; inputs = results + errors, always
+    (inputs are counted as read, and the job fails if the written lines fall short);
   - `<output-dir>/prediction.summary.json`: the counts.
 `--model-dir` is a version folder or a base path (its latest version). The
 model is loaded once per worker (`DoFn.setup`) and called on batches
@@ -136,7 +137,7 @@ def example_instance(element: tuple[str, bytes]) -> dict[str, Any]:
     items, types = text(es.HISTORY_ITEM_IDS), text(es.HISTORY_EVENT_TYPES)
     stamps, offsets = list(feature[es.HISTORY_TIMESTAMPS].int64_list.value), list(feature[es.HISTORY_UTC_OFFSETS].int64_list.value)
     lats, lons = list(feature[es.HISTORY_LATITUDES].float_list.value), list(feature[es.HISTORY_LONGITUDES].float_list.value)
-    nan_none = lambda v: None if v != v else float(v)  # noqa: E731
+    nan_none = lambda v: None if v is None or v != v else float(v)  # noqa: E731  (0.0 is a place)
     history = [
         {"item_id": items[i], "timestamp": int(stamps[i]), "event_type": types[i] if i < len(types) else "",
          "utc_offset": int(offsets[i]) if i < len(offsets) else 0,
@@ -149,8 +150,8 @@ def example_instance(element: tuple[str, bytes]) -> dict[str, Any]:
         "history": history,
         "request": {"timestamp": scalar(es.REQUEST_TIMESTAMP, "int64_list"),
                     "utc_offset": scalar(es.REQUEST_UTC_OFFSET, "int64_list"),
-                    "latitude": nan_none(scalar(es.REQUEST_LATITUDE, "float_list") or float("nan")),
-                    "longitude": nan_none(scalar(es.REQUEST_LONGITUDE, "float_list") or float("nan"))},
+                    "latitude": nan_none(scalar(es.REQUEST_LATITUDE, "float_list")),
+                    "longitude": nan_none(scalar(es.REQUEST_LONGITUDE, "float_list"))},
     }
     if instance["request"]["timestamp"] is None:
         del instance["request"]["timestamp"]
@@ -197,16 +198,19 @@ class Predict(beam.DoFn):
                 yield beam.pvalue.TaggedOutput("errors", record)
         if not good:
             return
+        # What a bad instance can raise: the client's checks (ValueError), JSON values of
+        # unexpected types that slip past them, and the model's request checks.
+        instance_errors = (ValueError, TypeError, AttributeError, OverflowError, self._tf.errors.InvalidArgumentError)
         try:
             predictions = self._run([r["instance"] for r in good])
             pairs = list(zip(good, predictions))
-        except (ValueError, self._tf.errors.InvalidArgumentError):
+        except instance_errors:
             # One bad instance must not fail its neighbours: retry each alone.
             pairs = []
             for record in good:
                 try:
                     pairs.append((record, self._run([record["instance"]])[0]))
-                except (ValueError, self._tf.errors.InvalidArgumentError) as e:
+                except instance_errors as e:
                     message = getattr(e, "message", None) or str(e)
                     yield beam.pvalue.TaggedOutput("errors", {**record, "error": contract.error_message(message)})
         for record, items in pairs:
@@ -294,49 +298,73 @@ def run(
     csv_files = [p for p in files if p.endswith(".csv")]
     json_files = [p for p in files if p not in tfrecord_files and p not in csv_files]
     options = PipelineOptions(list(beam_args))
-    with beam.Pipeline(options=options) as pipeline:
-        parts = []
-        if json_files:
-            lines = (
-                pipeline
-                | "JSON files" >> beam.Create(json_files)
-                | "Read lines" >> beam.FlatMap(lambda path: [(path, line) for line in _lines(path)])
-            )
-            parts.append(lines | "Parse JSON" >> beam.Map(parse_json_line))
-        if tfrecord_files:
-            parts.append(
-                pipeline
-                | "TFRecord files" >> beam.Create(tfrecord_files)
-                | "Read records" >> beam.FlatMap(lambda path: [(path, r) for r in _records(path)])
-                | "Parse examples" >> beam.Map(example_instance)
-            )
-        if csv_files:
-            parts.append(pipeline | "CSV files" >> beam.Create(csv_files) | "Users from CSV" >> beam.FlatMap(csv_users))
-        if users_from:
-            users = nightly_instances(users_from, shape.history_length)
-            parts.append(pipeline | "Users" >> beam.Create(
-                [{"raw": json.dumps(u), "source": users_from, "instance": u} for u in users]
-            ))
-        records = parts[0] if len(parts) == 1 else tuple(parts) | beam.Flatten()
-        outputs = (
-            records
-            | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
-            | "Predict" >> beam.ParDo(Predict(version, signature, shape, k, diversity)).with_outputs("errors", main="results")
+    pipeline = beam.Pipeline(options=options)
+    parts = []
+    if json_files:
+        lines = (
+            pipeline
+            | "JSON files" >> beam.Create(json_files)
+            | "Read lines" >> beam.FlatMap(lambda path: [(path, line) for line in _lines(path)])
         )
-        _ = (outputs.results | "Results JSON" >> beam.Map(lambda r: json.dumps(r, sort_keys=True))
-             | "Write results" >> beam.io.WriteToText(os.path.join(output_dir, RESULTS), shard_name_template=SHARDS))
-        _ = (outputs.errors | "Errors JSON" >> beam.Map(error_line)
-             | "Write errors" >> beam.io.WriteToText(os.path.join(output_dir, ERRORS), shard_name_template=SHARDS,
-                                                     num_shards=1))
+        parts.append(lines | "Parse JSON" >> beam.Map(parse_json_line))
+    if tfrecord_files:
+        parts.append(
+            pipeline
+            | "TFRecord files" >> beam.Create(tfrecord_files)
+            | "Read records" >> beam.FlatMap(lambda path: [(path, r) for r in _records(path)])
+            | "Parse examples" >> beam.Map(example_instance)
+        )
+    if csv_files:
+        parts.append(pipeline | "CSV files" >> beam.Create(csv_files) | "Users from CSV" >> beam.FlatMap(csv_users))
+    if users_from:
+        users = nightly_instances(users_from, shape.history_length)
+        parts.append(pipeline | "Users" >> beam.Create(
+            [{"raw": json.dumps(u), "source": users_from, "instance": u} for u in users]
+        ))
+    records = parts[0] if len(parts) == 1 else tuple(parts) | beam.Flatten()
+    outputs = (
+        records
+        | "Count inputs" >> beam.Map(_count_input)
+        | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=batch_size)
+        | "Predict" >> beam.ParDo(Predict(version, signature, shape, k, diversity)).with_outputs("errors", main="results")
+    )
+    _ = (outputs.results | "Results JSON" >> beam.Map(lambda r: json.dumps(r, sort_keys=True))
+         | "Write results" >> beam.io.WriteToText(os.path.join(output_dir, RESULTS), shard_name_template=SHARDS))
+    _ = (outputs.errors | "Errors JSON" >> beam.Map(error_line)
+         | "Write errors" >> beam.io.WriteToText(os.path.join(output_dir, ERRORS), shard_name_template=SHARDS,
+                                                 num_shards=1))
+    result = pipeline.run()
+    result.wait_until_finish()
+    inputs = _counter(result, INPUTS_COUNTER)
     results = count_lines(os.path.join(output_dir, RESULTS + "-*"))
     errors = count_lines(os.path.join(output_dir, ERRORS + "-*"))
-    summary = {"model": version, "signature": signature, "inputs": results + errors, "results": results, "errors": errors,
+    summary = {"model": version, "signature": signature, "inputs": inputs, "results": results, "errors": errors,
                "seconds": round(time.time() - started, 1)}
     with tf.io.gfile.GFile(os.path.join(output_dir, SUMMARY), "w") as f:
         f.write(json.dumps(summary, indent=2))
-    log.info("Batch prediction: %d inputs = %d results + %d errors in %.1f s", summary["inputs"], results, errors,
+    if inputs != results + errors:
+        raise RuntimeError(f"Batch prediction lost instances: {inputs} read but {results} results + {errors} errors "
+                           f"written to {output_dir}")
+    log.info("Batch prediction: %d inputs = %d results + %d errors in %.1f s", inputs, results, errors,
              summary["seconds"])
     return summary
+
+
+INPUTS_COUNTER = "inputs"
+
+
+def _count_input(record: dict[str, Any]) -> dict[str, Any]:
+    """Counts every record read (parsed or not), independently of what is written."""
+    beam.metrics.Metrics.counter(__name__, INPUTS_COUNTER).inc()
+    return record
+
+
+def _counter(result: Any, name: str) -> int:
+    """A counter's committed value (attempted where the runner does not commit metrics)."""
+    from apache_beam.metrics.metric import MetricsFilter  # pylint: disable=g-import-not-at-top
+
+    counters = result.metrics().query(MetricsFilter().with_namespace(__name__).with_name(name))["counters"]
+    return sum(int(c.committed if c.committed is not None else c.attempted or 0) for c in counters)
 
 
 def _records(path: str) -> list[bytes]:
@@ -365,10 +393,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--diversity", type=float, default=0.0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--history-length", type=int, default=client.DEFAULT_HISTORY_LENGTH)
+    parser.add_argument("--exclusion-width", type=int, default=client.DEFAULT_EXCLUSION_WIDTH,
+                        help="instances may exclude up to this many items")
     args, beam_args = parser.parse_known_args(argv)
     try:
+        shape = client.RequestShape(history_length=args.history_length, exclusion_width=args.exclusion_width)
         summary = run(args.model_dir, args.output_dir, args.input, args.users_from, args.signature, args.k,
-                      args.diversity, args.batch_size, client.RequestShape(history_length=args.history_length), beam_args)
+                      args.diversity, args.batch_size, shape, beam_args)
     except ValueError as e:
         log.error("%s", e)
         print(f"error: {e}", file=sys.stderr)

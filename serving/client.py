@@ -15,7 +15,10 @@ which also gives utc_offset). Only "item_id" and "timestamp" are required per ev
 
 Requests always carry the same history and exclusion widths (`history_length`,
 `exclusion_width`), so stock TF Serving's batching can merge them (it pads
-variable-length inputs with the wrong values, so that stays off).
+variable-length inputs with the wrong values, so that stays off); a user with more
+exclusions than `exclusion_width` is refused (raise it for every client of a server).
+Values of the wrong JSON type fail with a ValueError naming the user and field;
+null means "not given".
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from serving import contract, tensors
 
 DEFAULT_HISTORY_LENGTH = 50
-DEFAULT_EXCLUSION_WIDTH = 16
+DEFAULT_EXCLUSION_WIDTH = 64
 
 
 def _time(value: Any, field: str) -> tuple[int, int | None]:
@@ -45,6 +48,8 @@ def _time(value: Any, field: str) -> tuple[int, int | None]:
     if isinstance(value, bool):
         raise ValueError(f"{field}: expected unix seconds or an ISO-8601 time. Received: {value!r}")
     if isinstance(value, (int, float)) and math.isfinite(value):
+        if not 0 <= value <= INT64_MAX:
+            raise ValueError(f"{field}: unix seconds must be in [0, {INT64_MAX}]. Received: {value!r}")
         return int(value), None
     if isinstance(value, str):
         try:
@@ -63,6 +68,41 @@ def _float(value: Any, field: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{field}: expected a number or null. Received: {value!r}") from None
+
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def _int(value: Any, field: str, low: int, high: int) -> int:
+    """A whole number in [low, high] (JSON may give it as 3 or 3.0)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
+        raise ValueError(f"{field}: expected a whole number. Received: {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{field}: must be in [{low}, {high}]. Received: {value!r}")
+    return int(value)
+
+
+def _list(value: Any, field: str) -> list[Any]:
+    """A JSON list; null = empty."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{field}: expected a list. Received: {value!r}")
+    return value
+
+
+def _mapping(value: Any, field: str) -> Mapping[str, Any]:
+    """A JSON object; null = empty."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{field}: expected an object. Received: {value!r}")
+    return value
+
+
+def _or_default(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,12 +136,13 @@ def query_inputs(users: Sequence[Mapping[str, Any]], shape: RequestShape = Reque
             raise ValueError(f"user {row}: expected a JSON object. Received: {type(user).__name__}")
         out["user_id"][row] = str(user.get("user_id", ""))
         events = []
-        for i, event in enumerate(user.get("history", [])):
+        for i, event in enumerate(_list(user.get("history"), f"user {row} history")):
             where = f"user {row} history[{i}]"
             if not isinstance(event, Mapping) or not event.get("item_id"):
                 raise ValueError(f"{where}: needs an item_id. Received: {event!r}")
             seconds, offset = _time(event.get("timestamp"), f"{where}.timestamp")
-            offset = int(event.get("utc_offset", offset if offset is not None else 0))
+            offset = _int(_or_default(event.get("utc_offset"), offset if offset is not None else 0),
+                          f"{where}.utc_offset", -24 * 60, 24 * 60)
             events.append((seconds, str(event["item_id"]), str(event.get("event_type", "")), offset,
                            _float(event.get("latitude"), f"{where}.latitude"), _float(event.get("longitude"), f"{where}.longitude")))
         events.sort(key=lambda e: e[0])  # oldest first; the last `history_length` events are kept
@@ -113,14 +154,16 @@ def query_inputs(users: Sequence[Mapping[str, Any]], shape: RequestShape = Reque
             out["history_utc_offsets"][row, j] = offset
             out["history_latitudes"][row, j] = lat
             out["history_longitudes"][row, j] = lon
-        request = user.get("request", {}) or {}
-        if "timestamp" in request:
+        request = _mapping(user.get("request"), f"user {row} request")
+        if request.get("timestamp") is not None:
             seconds, offset = _time(request["timestamp"], f"user {row} request.timestamp")
         else:
             seconds, offset = int(now if now is not None else time.time()), None
         last = events[-1] if events else None
         out["request_timestamp"][row] = seconds
-        out["request_utc_offset"][row] = int(request.get("utc_offset", offset if offset is not None else (last[3] if last else 0)))
+        default_offset = offset if offset is not None else (last[3] if last else 0)
+        out["request_utc_offset"][row] = _int(_or_default(request.get("utc_offset"), default_offset),
+                                              f"user {row} request.utc_offset", -24 * 60, 24 * 60)
         out["request_latitude"][row] = _float(request.get("latitude", last[4] if last else None), f"user {row} request.latitude")
         out["request_longitude"][row] = _float(request.get("longitude", last[5] if last else None), f"user {row} request.longitude")
     return out
@@ -132,15 +175,19 @@ def recommend_inputs(
 ) -> dict[str, np.ndarray]:
     """serving_default inputs; per-user "k", "exclude", "diversity" override the defaults."""
     inputs = query_inputs(users, shape, now)
-    excludes = [[str(i) for i in user.get("exclude", [])] for user in users]
-    width = max([shape.exclusion_width] + [len(e) for e in excludes])
-    width = -(-width // shape.exclusion_width) * shape.exclusion_width  # a multiple of the fixed width
-    exclusions = np.full([len(users), width], "", object)
-    for row, items in enumerate(excludes):
+    exclusions = np.full([len(users), shape.exclusion_width], "", object)
+    for row, user in enumerate(users):
+        items = [str(i) for i in _list(user.get("exclude"), f"user {row} exclude")]
+        if len(items) > shape.exclusion_width:
+            # Every request has the same width, so stock TF Serving's batching can merge them.
+            raise ValueError(f"user {row} exclude: {len(items)} items, more than the request's exclusion width "
+                             f"{shape.exclusion_width} (raise exclusion_width for every client of the server).")
         exclusions[row, : len(items)] = items
-    inputs["k"] = np.array([int(user.get("k", k)) for user in users], np.int32)
+    inputs["k"] = np.array([_int(_or_default(user.get("k"), k), f"user {row} k", 0, INT32_MAX)
+                            for row, user in enumerate(users)], np.int32)
     inputs["exclusions"] = exclusions
-    inputs["diversity"] = np.array([float(user.get("diversity", diversity)) for user in users], np.float32)
+    inputs["diversity"] = np.array([_float(_or_default(user.get("diversity"), diversity), f"user {row} diversity")
+                                    for row, user in enumerate(users)], np.float32)
     return inputs
 
 
@@ -227,13 +274,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--diversity", type=float, default=0.0)
     parser.add_argument("--history-length", type=int, default=DEFAULT_HISTORY_LENGTH)
+    parser.add_argument("--exclusion-width", type=int, default=DEFAULT_EXCLUSION_WIDTH)
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     try:
         users = read_users(args.input)
         client = Client(args.server, args.model_name, args.timeout)
-        results = client.recommend(users, args.k, args.diversity, RequestShape(history_length=args.history_length))
+        shape = RequestShape(history_length=args.history_length, exclusion_width=args.exclusion_width)
+        results = client.recommend(users, args.k, args.diversity, shape)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -108,11 +108,18 @@ KNOWN = Tensor("known", tf.bool, ("B", "C"), "the candidate is in the served cat
 ITEM_VECTORS = Tensor("item_vectors", tf.float32, ("N", "D"), "unit item vectors (the candidate tower)")
 QUERY_VECTORS = Tensor("query_vectors", tf.float32, ("B", "D"), "unit query vectors (the query tower)")
 
+CANDIDATE_EVENT_TYPE_PROBABILITIES = Tensor(
+    "event_type_probabilities", tf.float32, ("B", "C", "Y"),
+    "P(next behaviour | the user engages with this candidate); NaN at padding and unknown ids",
+)
+CANDIDATE_PREDICTED_RATING = Tensor(
+    "predicted_rating", tf.float32, ("B", "C"), "predicted rating; NaN at padding and unknown ids"
+)
 BEHAVIOUR_OUTPUTS = (EVENT_TYPE_NAMES, EVENT_TYPE_PROBABILITIES, PREDICTED_RATING)
 OUTPUTS: dict[str, tuple[Tensor, ...]] = {
     RECOMMEND: (ITEM_IDS, SCORES, FROM_HISTORY, BECAUSE_ITEM, BECAUSE_POSITION, BECAUSE_WEIGHT) + BEHAVIOUR_OUTPUTS,
     RETRIEVE: (ITEM_IDS, SCORES, FROM_HISTORY),
-    RANK: (CANDIDATE_SCORES, KNOWN) + BEHAVIOUR_OUTPUTS,
+    RANK: (CANDIDATE_SCORES, KNOWN, EVENT_TYPE_NAMES, CANDIDATE_EVENT_TYPE_PROBABILITIES, CANDIDATE_PREDICTED_RATING),
     EMBED_ITEMS: (ITEM_VECTORS,),
     EMBED_QUERY: (QUERY_VECTORS,),
 }
@@ -158,6 +165,7 @@ def validate(signature: str, inputs: dict[str, tf.Tensor], max_k: int) -> list[t
             checks.append(_same(tf.shape(inputs[t.name])[0], n, f"{t.name}: must have one value per item_id"))
         return checks
     batch = tf.shape(inputs["user_id"])[0]
+    checks.append(tf.debugging.assert_positive(batch, message="user_id: a request needs at least one user (B >= 1)"))
     history = tf.shape(inputs["history_item_ids"])
     for t in QUERY_INPUTS[1:7]:
         checks.append(
@@ -198,7 +206,8 @@ def error_message(graph_error: str) -> str:
     """The contract's message out of a graph InvalidArgumentError's text.
 
     "... assertion failed: [k: must be in [1, 20]] [Condition x >= y ...] ..." -> "k: must be in [1, 20]".
-    Other errors: their first non-empty line.
+    Other errors: their first line that says what went wrong (not TensorFlow's
+    "Graph execution error:" / "Detected at node" preamble or its traceback).
     """
     marker = "assertion failed: ["
     start = graph_error.find(marker)
@@ -209,4 +218,6 @@ def error_message(graph_error: str) -> str:
             if depth == 0:
                 return graph_error[begin + 1 : i]
     lines = [line.strip() for line in graph_error.splitlines() if line.strip()]
-    return lines[0] if lines else "invalid argument"
+    boilerplate = ("Graph execution error", "Detected at node", "File ", "[[{{node")
+    telling = [line for line in lines if not line.startswith(boilerplate) and not line.endswith("(most recent call last):")]
+    return (telling or lines or ["invalid argument"])[0]

@@ -17,6 +17,7 @@ import tensorflow as tf
 from serving import contract, mmr
 from serving.key_index import KeyIndex
 from trainer.data import example_schema as es
+from trainer.models.candidate_tower import zero_without_text
 from trainer.models.recommender import PAD_ROWS, Recommender, gather_rows
 
 NEG_INF = float("-inf")
@@ -222,8 +223,11 @@ class ServingModule(tf.Module):
             top = tf.math.top_k(scores, pool)
 
             def diverse():
-                picks, _ = mmr.rerank(top.values, tf.gather(out.catalogue, top.indices), diversity, width)
-                return tf.gather(top.indices, picks, batch_dims=1), tf.gather(top.values, picks, batch_dims=1)
+                picks, found = mmr.rerank(top.values, tf.gather(out.catalogue, top.indices), diversity, width)
+                # Past the last eligible candidate MMR's pick is arbitrary (an item already
+                # taken): `found` says which picks are real.
+                values = tf.where(found, tf.gather(top.values, picks, batch_dims=1), NEG_INF)
+                return tf.gather(top.indices, picks, batch_dims=1), values
 
             rows, values = tf.cond(
                 tf.reduce_any(diversity > 0.0), diverse, lambda: (top.indices[:, :width], top.values[:, :width])
@@ -295,13 +299,12 @@ class ServingModule(tf.Module):
             features = {name: tf.identity(inputs[name]) for name in ("item_id", "category", "latitude", "longitude", "price")}
         if self.use_text:
             texts = inputs["text"]
-            has_text = tf.not_equal(tf.strings.strip(texts), "")
             if self.text_encoder is not None:
                 vectors = self.text_encoder(texts, training=False)
             else:
                 vectors = tf.zeros([tf.shape(texts)[0], self.text_dim])
-            # No text is no information: a zero vector, as in training (trainer/text_vectors.py).
-            features["text_vector"] = tf.where(has_text[:, None], vectors, 0.0)
+            # No text is no information: a zero vector, as in training.
+            features["text_vector"] = zero_without_text(texts, vectors)
         return {"item_vectors": self.candidate_tower(features, training=False)}
 
     def _embed_query(self, inputs):

@@ -1,6 +1,8 @@
 import pytest
 
-from trainer.config import Config, DataConfig, DataSource, ExampleConfig, FeatureConfig, SplitKind, SyntheticConfig
+from trainer.config import (
+    Config, DataConfig, DataSource, ExampleConfig, FeatureConfig, ModelConfig, SplitKind, SyntheticConfig,
+)
 
 
 def test_json_round_trip_keeps_every_field():
@@ -33,6 +35,9 @@ def test_json_round_trip_keeps_every_field():
         (lambda: DataConfig(timezone="Mars/Olympus"), "Mars/Olympus"),
         (lambda: FeatureConfig(coarse_cell_degrees=0.01, fine_cell_degrees=0.5), "fine_cell_degrees=0.5"),
         (lambda: SyntheticConfig(num_items=3), "num_items=3"),
+        (lambda: ModelConfig(retrieval_weight=0.0), "retrieval_weight=0.0"),
+        (lambda: ModelConfig(repeat_weight=-1.0), "repeat_weight=-1.0"),
+        (lambda: ModelConfig(behaviour_weight=float("nan")), "behaviour_weight=nan"),
     ],
 )
 def test_invalid_values_name_the_field_and_value(build, message):

@@ -25,6 +25,11 @@ def test_flags_become_config():
     assert config.examples.max_history == 7
 
 
+def test_loss_weight_flags_reach_the_model_config():
+    config = _config(["--retrieval-weight=0.5", "--repeat-weight=2", "--behaviour-weight=0"])
+    assert (config.model.retrieval_weight, config.model.repeat_weight, config.model.behaviour_weight) == (0.5, 2.0, 0.0)
+
+
 def test_vertex_environment_is_honoured_when_flags_are_absent():
     env = {
         "AIP_MODEL_DIR": "gs://bucket/run7/model/",

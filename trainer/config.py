@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
 import typing
 from typing import Any
 
@@ -232,6 +233,12 @@ class ModelConfig:
         _check(self.temperature > 0, f"`temperature` must be > 0. Received: temperature={self.temperature}")
         _check(0 <= self.dropout < 1, f"`dropout` must be in [0, 1). Received: dropout={self.dropout}")
         _check(0 <= self.id_dropout < 1, f"`id_dropout` must be in [0, 1). Received: id_dropout={self.id_dropout}")
+        # The retrieval task is what learns to rank the catalogue, so it cannot be switched off.
+        _check(math.isfinite(self.retrieval_weight) and self.retrieval_weight > 0,
+               f"`retrieval_weight` must be a finite number > 0. Received: retrieval_weight={self.retrieval_weight}")
+        for name in ("repeat_weight", "behaviour_weight"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value >= 0, f"`{name}` must be a finite number >= 0. Received: {name}={value}")
 
 
 @dataclasses.dataclass(frozen=True)

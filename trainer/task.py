@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--repeat-aware", action=argparse.BooleanOptionalAction, default=model_defaults.repeat_aware)
     model.add_argument("--dropout", type=float, default=model_defaults.dropout)
     model.add_argument("--id-dropout", type=float, default=model_defaults.id_dropout)
+    model.add_argument("--retrieval-weight", type=float, default=model_defaults.retrieval_weight,
+                       help="loss weight of the retrieval (explore) task")
+    model.add_argument("--repeat-weight", type=float, default=model_defaults.repeat_weight,
+                       help="loss weight of the repeat gate and pointer tasks (with --repeat-aware)")
+    model.add_argument("--behaviour-weight", type=float, default=model_defaults.behaviour_weight,
+                       help="loss weight of the behaviour (ranking) heads")
 
     train = parser.add_argument_group("training and evaluation")
     train_defaults = TrainConfig()
@@ -259,6 +265,9 @@ def config_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Co
             repeat_aware=args.repeat_aware,
             dropout=args.dropout,
             id_dropout=args.id_dropout,
+            retrieval_weight=args.retrieval_weight,
+            repeat_weight=args.repeat_weight,
+            behaviour_weight=args.behaviour_weight,
         ),
         train=TrainConfig(
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,

@@ -60,7 +60,10 @@ def catalogue_text_vectors(config: TextConfig, texts: np.ndarray, cache_dir: str
     or None when text is off or no item has text."""
     if config.mode == TextMode.OFF:
         return None
-    if not any(str(t).strip() for t in texts):
+    from trainer.models.candidate_tower import has_text, zero_without_text  # pylint: disable=g-import-not-at-top
+
+    texts = np.asarray([str(t) for t in texts], dtype=object)
+    if not has_text(texts).numpy().any():
         log.info("No item has text: the text tower is skipped for this catalogue.")
         return None
     # pylint: disable=g-import-not-at-top
@@ -75,9 +78,9 @@ def catalogue_text_vectors(config: TextConfig, texts: np.ndarray, cache_dir: str
             return np.load(std_io.BytesIO(io.read_bytes(vectors_path)))
     started = time.time()
     encoder = text_tower.TextEncoder(frozen)
-    vectors = text_tower.encode_texts(encoder, [str(t) for t in texts])
+    vectors = text_tower.encode_texts(encoder, list(texts))
     # No text is no information: a zero vector, not BERT's vector of an empty string.
-    vectors[np.array([not str(t).strip() for t in texts])] = 0.0
+    vectors = zero_without_text(texts, vectors).numpy()
     buffer = std_io.BytesIO()
     np.save(buffer, vectors)
     io.write_bytes(vectors_path, buffer.getvalue())

@@ -33,8 +33,9 @@ class TrainResult:
     history: dict[str, list[float]]
     epochs: int
     best_epoch: int
-    seconds: float
+    seconds: float  # training time of the epochs kept (validation excluded)
     examples_per_second: float
+    seconds_to_best_epoch: float  # training + validation time of epochs 1..best_epoch
 
 
 def make_strategy(distribution: DistributionConfig) -> tf.distribute.Strategy:
@@ -146,12 +147,20 @@ class ValidationCallback(tf.keras.callbacks.Callback):
         self.patience = patience
         self.max_seconds = max_seconds
         self.progress_path = os.path.join(directory, "progress.json")
-        self.progress: dict[str, Any] = {"history": {}, "best": None, "best_epoch": 0, "seconds": 0.0, "epoch_seconds": []}
+        self.progress: dict[str, Any] = {"history": {}, "best": None, "best_epoch": 0, "seconds": 0.0, "epoch_seconds": [],
+                                         "validation_seconds": []}
         if resume and io.exists(self.progress_path):
             self.progress = json.loads(io.read_bytes(self.progress_path).decode("utf-8"))
+            self.progress.setdefault("validation_seconds", [])  # progress written before it was recorded
             log.info("Resuming: best validation NDCG@10 so far %s at epoch %d", self.progress["best"],
                      self.progress["best_epoch"])
         self._epoch_start = time.time()
+
+    @property
+    def seconds_to_best_epoch(self) -> float:
+        """Training + validation seconds of epochs 1..best (what reaching the best model cost)."""
+        best = self.progress["best_epoch"]
+        return float(sum(self.progress["epoch_seconds"][:best]) + sum(self.progress["validation_seconds"][:best]))
 
     @property
     def best_path(self) -> str:
@@ -177,6 +186,7 @@ class ValidationCallback(tf.keras.callbacks.Callback):
                     "epochs %d-%d are trained again.", epoch, self.progress_path, recorded, epoch + 1, recorded)
         progress["history"] = {name: values[:epoch] for name, values in progress["history"].items()}
         progress["epoch_seconds"] = progress["epoch_seconds"][:epoch]
+        progress["validation_seconds"] = progress["validation_seconds"][:epoch]
         progress["seconds"] = float(sum(progress["epoch_seconds"]))
         scores = progress["history"].get(VALIDATION_METRIC, [])
         if scores:
@@ -194,12 +204,14 @@ class ValidationCallback(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         seconds = time.time() - self._epoch_start
+        validation_start = time.time()
         self.model.refresh_text_vectors()  # fine-tuning: the catalogue sees the new encoder
         value = float(self.metric(self.model))
+        progress = self.progress
+        progress["validation_seconds"].append(time.time() - validation_start)
         logs[VALIDATION_METRIC] = value
         log.info("Epoch %d: loss %.4f, validation NDCG@10 %.4f (%.0f s)", epoch + 1, logs.get("loss", float("nan")),
                  value, seconds)
-        progress = self.progress
         for name, number in logs.items():
             progress["history"].setdefault(name, []).append(float(number))
         progress["epoch_seconds"].append(seconds)
@@ -306,7 +318,8 @@ def train(
     io.write_text(
         os.path.join(model_dir, "training.json"),
         json.dumps(
-            {"history": history, "best_epoch": progress["best_epoch"], "epochs": epochs, "seconds": progress["seconds"]},
+            {"history": history, "best_epoch": progress["best_epoch"], "epochs": epochs, "seconds": progress["seconds"],
+             "seconds_to_best_epoch": validation.seconds_to_best_epoch},
             indent=2,
         ),
     )
@@ -319,4 +332,5 @@ def train(
         best_epoch=progress["best_epoch"],
         seconds=progress["seconds"],
         examples_per_second=num_train * epochs / max(progress["seconds"], 1e-9),
+        seconds_to_best_epoch=validation.seconds_to_best_epoch,
     )

@@ -92,3 +92,51 @@ def test_in_batch_history_mask_by_hand():
     # Row 0's history holds row 1's positive (b); row 1's holds row 0's (a); the diagonal is always kept.
     assert in_batch_history_mask(history, targets).numpy().tolist() == [
         [True, False, True], [False, True, True], [True, True, True]]
+
+
+@pytest.mark.parametrize("repeat_aware", [True, False])
+def test_model_in_batch_loss_equals_numpy_with_logq_hits_and_history(tiny_data_dir, repeat_aware):
+    """`Recommender.retrieval_loss` in in-batch mode, from the model's own query and
+    positive vectors: logits / temperature - log q(item) (q = the item's share of
+    training events, at least one), other rows holding the same item removed, with
+    the repeat head other rows' positives that sit in this row's history removed,
+    and rows weighted by `weight` over the batch size."""
+    from trainer.config import Config, ModelConfig, RetrievalMode
+    from trainer.data import dataset
+    from trainer.data import example_schema as es
+    from trainer.models.catalogue import Catalogue
+    from trainer.training import build_model
+
+    temperature = 0.2
+    config = Config(model=ModelConfig(embedding_dim=8, id_embedding_dim=8, gru_units=(8,), dropout=0.0, id_dropout=0.0,
+                                      retrieval=RetrievalMode.IN_BATCH, temperature=temperature,
+                                      repeat_aware=repeat_aware))
+    model = build_model(config, tiny_data_dir, None)
+    batch = next(iter(dataset.make_dataset(tiny_data_dir, "train", 32)))
+    out = model.forward(batch, training=False)
+    positives = model.positive_vectors(model.catalogue_lookup(batch[es.TARGET_ITEM_ID]), out.catalogue, False)
+    weight = np.linspace(0.2, 1.0, 32).astype(np.float32)
+    loss = float(model.retrieval_loss(out, batch, positives, tf.constant(weight)))
+
+    catalogue = Catalogue.load(tiny_data_dir)
+    counts = {str(i): max(int(c), 1) for i, c in zip(catalogue.ids, catalogue.train_counts)}
+    total = float(catalogue.train_counts.sum())
+    targets = [t.decode() for t in batch[es.TARGET_ITEM_ID].numpy()]
+    histories = [{h.decode() for h in row if h} for row in batch[es.HISTORY_ITEM_IDS].numpy()]
+    q = np.array([counts[t] / total for t in targets])
+    assert len(set(q.round(6))) > 3, "the batch must mix popular and rare items for logQ to matter"
+    scores = out.query.numpy() @ positives.numpy().T / temperature
+
+    def reference(logq: bool) -> float:
+        total_loss, removed = 0.0, 0
+        for r, target in enumerate(targets):
+            row = scores[r] - (np.log(q) if logq else 0.0)
+            keep = [j for j, other in enumerate(targets)
+                    if j == r or (other != target and not (repeat_aware and other in histories[r]))]
+            removed += len(targets) - len(keep)
+            total_loss += weight[r] * -_log_softmax(row[keep])[keep.index(r)]
+        assert removed > 0, "the batch must hold accidental hits (or history items) to remove"
+        return total_loss / len(targets)
+
+    assert loss == pytest.approx(reference(logq=True), rel=1e-4)
+    assert reference(logq=False) != pytest.approx(reference(logq=True), rel=1e-3)

@@ -58,3 +58,26 @@ def test_finetuning_needs_in_batch_retrieval(tiny_data_dir, tiny_bert, tmp_path)
     config = Config(text=text_config, model=ModelConfig(embedding_dim=8, gru_units=(8,), retrieval=RetrievalMode.FULL))
     with pytest.raises(ValueError, match="retrieval=in-batch"):
         training.build_model(config, tiny_data_dir, vectors)
+
+
+def test_items_without_text_read_as_no_text_in_every_mode(tiny_data_dir, tiny_bert, tmp_path):
+    """Empty or whitespace-only text is a zero text vector in the frozen cache, in the
+    fine-tuned table and in the re-encoded positives alike (what serving's embed_items gives)."""
+    from trainer.models.recommender import PAD_ROWS
+
+    texts = Catalogue.load(tiny_data_dir).texts.astype(object).copy()
+    texts[0], texts[1] = "", " \t"
+    frozen = text_vectors_lib.catalogue_text_vectors(
+        TextConfig(mode=TextMode.FROZEN, bert_path=tiny_bert, max_tokens=16), texts, str(tmp_path / "frozen"))
+    assert not frozen[:2].any() and np.abs(frozen[2:]).sum(axis=1).min() > 0
+
+    text_config = TextConfig(mode=TextMode.FINETUNE, bert_path=tiny_bert, max_tokens=16, finetune_layers=1)
+    vectors = text_vectors_lib.catalogue_text_vectors(text_config, texts, str(tmp_path / "finetune"))
+    model = training.build_model(Config(job_dir=str(tmp_path), text=text_config, model=SMALL), tiny_data_dir, vectors)
+    model.catalogue_texts = tf.constant(list(texts))
+    model.refresh_text_vectors()
+    table = model.text_table.numpy()
+    assert not table[:2].any() and np.abs(table[2:]).sum(axis=1).min() > 0
+    catalogue = model.catalogue_vectors()
+    positives = model.positive_vectors(tf.constant([0, 1, 2]) + PAD_ROWS, catalogue, training=False)
+    np.testing.assert_allclose(positives.numpy(), catalogue.numpy()[:3], atol=1e-5)

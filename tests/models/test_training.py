@@ -1,6 +1,8 @@
 """Training: resumes after a kill from the last epoch's backup; early stopping; saved weights."""
 
+import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -83,6 +85,9 @@ def test_a_kill_between_progress_and_backup_trains_that_epoch_again_once(tiny_da
     result = training.train(config, tiny_data_dir, factory, lambda model: next(scores))
     assert result.epochs == 3 and result.history["val_ndcg@10"] == [0.3, 0.2, 0.1]
     assert all(len(values) == 3 for values in result.history.values())
+    with open(os.path.join(checkpoints, "progress.json")) as f:
+        progress = json.load(f)
+    assert len(progress["epoch_seconds"]) == len(progress["validation_seconds"]) == 3
     assert result.best_epoch == 1  # the lost epoch 2's 0.5 is forgotten with it
     for kept, best in zip(result.model.trainable_variables, epoch_1_weights):
         np.testing.assert_array_equal(kept.numpy(), best)
@@ -94,11 +99,24 @@ def test_early_stopping_keeps_the_best_epoch(tiny_data_dir, tmp_path):
     config = Config(job_dir=str(tmp_path), model=SMALL, text=TextConfig(mode=TextMode.OFF),
                     train=TrainConfig(epochs=6, batch_size=64, patience=1))
     scores = iter([0.1, 0.3, 0.2, 0.25, 0.9, 0.9])
+
+    def slow_validation(model):
+        time.sleep(0.25)
+        return next(scores)
+
     result = training.train(config, tiny_data_dir, lambda: training.build_model(config, tiny_data_dir, None),
-                             lambda model: next(scores))
+                             slow_validation)
     # Best 0.3 at epoch 2; epoch 3 is worse and patience 1 stops there.
     assert result.epochs == 3 and result.best_epoch == 2
     assert result.history["val_ndcg@10"] == [0.1, 0.3, 0.2]
+    # Time to the best epoch counts training and validation of epochs 1-2; `seconds` only training.
+    with open(os.path.join(config.resolved_checkpoint_dir(), "progress.json")) as f:
+        progress = json.load(f)
+    assert len(progress["validation_seconds"]) == 3 and min(progress["validation_seconds"]) >= 0.25
+    assert result.seconds == pytest.approx(sum(progress["epoch_seconds"]))
+    assert result.seconds_to_best_epoch == pytest.approx(
+        sum(progress["epoch_seconds"][:2]) + sum(progress["validation_seconds"][:2]))
+    assert result.seconds_to_best_epoch > sum(progress["epoch_seconds"][:2]) + 0.49
 
 
 def test_too_few_examples_for_one_batch_is_a_clear_error(tiny_data_dir, tmp_path):

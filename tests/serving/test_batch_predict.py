@@ -35,23 +35,41 @@ def test_results_and_errors_follow_the_vertex_contract(exported_job, instances, 
     lines[5] = "{not json"  # 5% corrupt lines, plus one instance the model refuses
     lines[20] = "[1, 2, 3]"
     lines.append(json.dumps(bad_k))
+    # JSON of the wrong types: each is one error row naming its field, never a failed job.
+    malformed = {
+        "history-not-a-list": {"history": "i1"}, "request-not-an-object": {"request": "x"},
+        "exclude-not-a-list": {"exclude": 3}, "k-huge": {"k": 1e10}, "k-text": {"k": "ten"},
+        "timestamp-huge": {"request": {"timestamp": 1e20}}, "offset-text": {"request": {"utc_offset": "x"}},
+        "too-many-exclusions": {"exclude": [f"x{i}" for i in range(client.DEFAULT_EXCLUSION_WIDTH + 1)]},
+    }
+    lines += [json.dumps({**instances[1], **change, "key": key}) for key, change in malformed.items()]
+    # null means "not given": these are fine.
+    lines += [json.dumps({**instances[2], "k": None, "exclude": None, "request": None, "key": "nulls"})]
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.jsonl").write_text("\n".join(lines[:20]) + "\n")
     (tmp_path / "in" / "b.jsonl").write_text("\n".join(lines[20:]) + "\n")
     out = tmp_path / "out"
     summary = batch_predict.run(str(exported_job.base), str(out), str(tmp_path / "in" / "*.jsonl"), batch_size=8)
     assert summary["inputs"] == len(lines) == summary["results"] + summary["errors"]
-    assert summary["errors"] == 3
+    assert summary["errors"] == 3 + len(malformed)
     names = sorted(os.listdir(out))
     assert "prediction.errors_stats-00000-of-00001" in names
     result_files = [n for n in names if n.startswith("prediction.results-")]
     assert result_files and all(n.endswith(f"-of-{len(result_files):05d}") for n in result_files)
     results = _lines(str(out / "prediction.results-*"))
     errors = _lines(str(out / "prediction.errors_stats-*"))
-    assert len(results) == summary["results"] and len(errors) == 3
-    assert sorted(e["error"].split(":")[0] for e in errors) == ["an instance must be a JSON object, got list", "k", "not JSON"]
+    assert len(results) == summary["results"] and len(errors) == 3 + len(malformed)
+    instance_errors = {e["instance"]["key"]: e["error"] for e in errors if isinstance(e["instance"], dict)}
+    assert sorted(e["error"].split(":")[0] for e in errors if not isinstance(e["instance"], dict)) == [
+        "an instance must be a JSON object, got list", "not JSON"]
+    assert instance_errors["bad-k"].startswith("k:")
+    for key, field in [("history-not-a-list", "user 0 history"), ("request-not-an-object", "user 0 request"),
+                       ("exclude-not-a-list", "user 0 exclude"), ("k-huge", "user 0 k"), ("k-text", "user 0 k"),
+                       ("timestamp-huge", "user 0 request.timestamp"), ("offset-text", "user 0 request.utc_offset"),
+                       ("too-many-exclusions", "user 0 exclude")]:
+        assert instance_errors[key].startswith(field + ":"), (key, instance_errors[key])
     by_key = {r["instance"]["key"]: r for r in results}  # keys pass through
-    assert "bad-k" not in by_key and len(by_key) == len(results)
+    assert "bad-k" not in by_key and "nulls" in by_key and len(by_key) == len(results)
 
     # A result is what the model gives that instance in-process.
     loaded = tf.saved_model.load(str(exported_job.version))

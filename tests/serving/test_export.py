@@ -122,6 +122,28 @@ def test_recommend_padding_explanations_and_mmr(loaded, in_memory):
         assert len(real) == len(set(real)) == k[row]
 
 
+def test_diverse_lists_never_repeat_an_item_when_few_are_left(loaded, in_memory):
+    # Everything but two items excluded, k=5: MMR runs out of candidates after two
+    # picks; the rest of the row must be padding, never the best item again.
+    model, _, batch = in_memory
+    query = _query(batch)
+    rows = len(query["user_id"])
+    catalogue = [i.decode() for i in model.catalogue_ids.numpy()]
+    keep = catalogue[:2]
+    exclusions = tf.constant([catalogue[2:]] * rows)
+    for diversity in (0.5, 0.0):
+        out = loaded.signatures["serving_default"](
+            k=tf.fill([rows], 5), exclusions=exclusions, diversity=tf.fill([rows], diversity), **query)
+        ids, scores = out["item_ids"].numpy(), out["scores"].numpy()
+        for row in range(rows):
+            real = [i.decode() for i in ids[row] if i]
+            assert len(real) == len(set(real)) and set(real) <= set(keep), (diversity, ids[row])
+            assert (ids[row, len(real):] == b"").all() and np.isneginf(scores[row, len(real):]).all()
+        if diversity:
+            diverse_rows = ids
+    np.testing.assert_array_equal(diverse_rows, ids)  # with 2 items left diversity cannot reorder to a different set
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -135,6 +157,7 @@ def test_recommend_padding_explanations_and_mmr(loaded, in_memory):
                             **{n: tf.concat([r[n][:, :1], r[n]], 1) for n in ("history_timestamps", "history_event_types",
                                "history_utc_offsets", "history_latitudes", "history_longitudes")}),
          "history_item_ids: padding (empty ids) must come after"),
+        (lambda r: r.update({name: value[:0] for name, value in r.items()}), "user_id: a request needs at least one user"),
     ],
 )
 def test_bad_requests_name_the_input(loaded, in_memory, change, message):

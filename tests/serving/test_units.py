@@ -64,6 +64,22 @@ def test_batch_merge_pads_with_contract_values_and_split_crops():
     assert second["item_ids"].shape == (2, 5) and first["event_type_names"].shape == (1, 4)
 
 
+def test_rank_outputs_are_cropped_to_each_requests_own_candidates():
+    def task(width):
+        inputs = {"candidate_item_ids": np.full([1, width], b"c", object)}
+        return batcher._Task(("m", 1, "rank"), None, "rank", inputs, 1, None)
+
+    tasks = [task(2), task(5)]
+    assert batcher.merge(tasks)["candidate_item_ids"].tolist()[0] == [b"c", b"c", b"", b"", b""]
+    outputs = {"scores": np.zeros([2, 5]), "known": np.ones([2, 5], bool), "event_type_names": np.zeros([2, 3]),
+               "event_type_probabilities": np.zeros([2, 5, 3]), "predicted_rating": np.zeros([2, 5])}
+    first, second = batcher.split(tasks, outputs)
+    assert {name: value.shape for name, value in first.items()} == {
+        "scores": (1, 2), "known": (1, 2), "event_type_names": (1, 3), "event_type_probabilities": (1, 2, 3),
+        "predicted_rating": (1, 2)}
+    assert second["event_type_probabilities"].shape == (1, 5, 3) and second["predicted_rating"].shape == (1, 5)
+
+
 def test_client_builds_right_padded_requests_from_json():
     users = [
         {
@@ -113,3 +129,8 @@ def test_graph_errors_reduce_to_the_contract_message():
             "[Condition x >= y did not hold element-wise:] [x (k:0) = ] [0]\n\t [[{{node assert}}]]")
     assert contract.error_message(text) == "k: must be in [1, 20]"
     assert contract.error_message("\n  something else\nmore") == "something else"
+    # Not an assertion (text as TensorFlow 2.21 raises it): the line saying what failed, not the preamble.
+    other = ('Graph execution error:\n\nDetected at node GatherV2 defined at (most recent call last):\n'
+             '  File "<string>", line 8, in <module>\n\n  File "<string>", line 6, in f\n\n'
+             'indices[0] = 5 is not in [0, 3)\n\t [[{{node GatherV2}}]] [Op:__inference_f_8]')
+    assert contract.error_message(other) == "indices[0] = 5 is not in [0, 3)"

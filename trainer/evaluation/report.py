@@ -8,7 +8,7 @@ metrics.json has exactly these top-level keys (absent values are null, never NaN
                          "seen_filtered": {...}}, ...},          (the primary first)
    "behaviour": {auc, accuracy, precision, recall, f1, [descriptive extras]},
    "slices": {"<model name>": {slicing: {slice: {count, metric...}}}},
-   "train": {epochs, seconds, examples_per_second, [extras such as best_epoch]}}
+   "train": {epochs, seconds, examples_per_second, [extras: best_epoch, seconds_to_best_epoch]}}
 The primary filter mode is stated inside "protocol" (`protocol_text` writes it,
 `primary_filter_of` reads it back), so the top-level keys stay as above.
 `build_metrics` assembles the document, `write_metrics_json` writes it and

@@ -1,6 +1,7 @@
 """The candidate (item) tower: raw item attributes -> an L2-normalised vector.
 
-id embedding (training-period vocabulary; unseen ids share OOV buckets) + the
+id embedding (training-period vocabulary; every unseen id shares the one OOV
+row, which id dropout trains as "an item known only by its content") + the
 item's text vector (from the BERT text tower) + category embedding (mean over
 its "|"-separated categories) + geo-cell embeddings + log price -> MLP -> unit
 vector. An item with text but no interactions still gets a useful vector
@@ -21,6 +22,17 @@ GEO_BUCKETS = 4096  # geo cells are hashed into this many embedding rows (0 = un
 def hashed_cell(cell: tf.Tensor, buckets: int = GEO_BUCKETS) -> tf.Tensor:
     """Geo cell id (int64, 0 = unknown) -> embedding row in [0, buckets); 0 stays 0."""
     return tf.where(cell > 0, 1 + tf.math.floormod(cell * 2654435761, buckets - 1), tf.zeros_like(cell))
+
+
+def has_text(texts: tf.Tensor) -> tf.Tensor:
+    """[N] bool: the item has text ([N] string; empty or whitespace-only = no text)."""
+    return tf.not_equal(tf.strings.strip(texts), "")
+
+
+def zero_without_text(texts: tf.Tensor, vectors: tf.Tensor) -> tf.Tensor:
+    """[N, H] text vectors with the rows of items without text (`has_text`) set to 0:
+    no text is no information, and a zero vector is how the tower reads "no text"."""
+    return tf.where(has_text(texts)[:, None], vectors, tf.zeros_like(vectors))
 
 
 def log_price(price: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -19,7 +19,7 @@ from trainer.data import example_schema as es
 from trainer.features import geo, spatiotemporal
 from trainer.models import labels
 from trainer.models.behaviour_head import BehaviourHead
-from trainer.models.candidate_tower import CandidateTower
+from trainer.models.candidate_tower import CandidateTower, zero_without_text
 from trainer.models.catalogue import Catalogue, Vocabularies
 from trainer.models.query_tower import QueryTower
 from trainer.models.repeat_head import RepeatHead, pointer_context
@@ -210,8 +210,8 @@ class Recommender(tfrs.Model):
         if self.text_encoder is None:
             return
         parts = [
-            self.text_encoder(self.catalogue_texts[start : start + batch_size], training=False)
-            for start in range(0, self.num_items, batch_size)
+            zero_without_text(texts, self.text_encoder(texts, training=False))
+            for texts in (self.catalogue_texts[start : start + batch_size] for start in range(0, self.num_items, batch_size))
         ]
         self.text_table.assign(tf.concat(parts, axis=0))
 
@@ -221,7 +221,8 @@ class Recommender(tfrs.Model):
             return gather_rows(catalogue, target_index)
         rows = tf.maximum(target_index - PAD_ROWS, 0)
         features = {name: tf.gather(values, rows) for name, values in self.catalogue_features.items()}
-        features["text_vector"] = self.text_encoder(tf.gather(self.catalogue_texts, rows), training=training)
+        texts = tf.gather(self.catalogue_texts, rows)
+        features["text_vector"] = zero_without_text(texts, self.text_encoder(texts, training=training))
         return self.candidate_tower(features, training=training)
 
     def catalogue_vectors(self, training: bool = False) -> tf.Tensor:
