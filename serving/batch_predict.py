@@ -198,9 +198,9 @@ class Predict(beam.DoFn):
                 yield beam.pvalue.TaggedOutput("errors", record)
         if not good:
             return
-        # What a bad instance can raise: the client's checks (ValueError), JSON values of
-        # unexpected types that slip past them, and the model's request checks.
-        instance_errors = (ValueError, TypeError, AttributeError, OverflowError, self._tf.errors.InvalidArgumentError)
+        # What a bad instance raises: the client's checks (ValueError) and the model's
+        # request checks. Anything else is a fault of the job, not of one instance: it fails the job.
+        instance_errors = (ValueError, self._tf.errors.InvalidArgumentError)
         try:
             predictions = self._run([r["instance"] for r in good])
             pairs = list(zip(good, predictions))

@@ -28,6 +28,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import numbers
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -47,7 +48,7 @@ def _time(value: Any, field: str) -> tuple[int, int | None]:
     """(unix seconds, utc offset in minutes or None) of a JSON time."""
     if isinstance(value, bool):
         raise ValueError(f"{field}: expected unix seconds or an ISO-8601 time. Received: {value!r}")
-    if isinstance(value, (int, float)) and math.isfinite(value):
+    if isinstance(value, numbers.Real) and math.isfinite(value):
         if not 0 <= value <= INT64_MAX:
             raise ValueError(f"{field}: unix seconds must be in [0, {INT64_MAX}]. Received: {value!r}")
         return int(value), None
@@ -76,7 +77,7 @@ INT64_MAX = 2**63 - 1
 
 def _int(value: Any, field: str, low: int, high: int) -> int:
     """A whole number in [low, high] (JSON may give it as 3 or 3.0)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value != int(value):
         raise ValueError(f"{field}: expected a whole number. Received: {value!r}")
     if not low <= value <= high:
         raise ValueError(f"{field}: must be in [{low}, {high}]. Received: {value!r}")
@@ -117,6 +118,8 @@ class RequestShape:
 
 def query_inputs(users: Sequence[Mapping[str, Any]], shape: RequestShape = RequestShape(), now: float | None = None) -> dict[str, np.ndarray]:
     """The contract's query inputs ([B] and right-padded [B, T]) for users in the JSON form above."""
+    if not users:
+        raise ValueError("users: a request needs at least one user")
     b, t = len(users), shape.history_length
     out = {
         "user_id": np.full([b], "", object),
@@ -134,7 +137,7 @@ def query_inputs(users: Sequence[Mapping[str, Any]], shape: RequestShape = Reque
     for row, user in enumerate(users):
         if not isinstance(user, Mapping):
             raise ValueError(f"user {row}: expected a JSON object. Received: {type(user).__name__}")
-        out["user_id"][row] = str(user.get("user_id", ""))
+        out["user_id"][row] = str(_or_default(user.get("user_id"), ""))
         events = []
         for i, event in enumerate(_list(user.get("history"), f"user {row} history")):
             where = f"user {row} history[{i}]"
@@ -143,7 +146,7 @@ def query_inputs(users: Sequence[Mapping[str, Any]], shape: RequestShape = Reque
             seconds, offset = _time(event.get("timestamp"), f"{where}.timestamp")
             offset = _int(_or_default(event.get("utc_offset"), offset if offset is not None else 0),
                           f"{where}.utc_offset", -24 * 60, 24 * 60)
-            events.append((seconds, str(event["item_id"]), str(event.get("event_type", "")), offset,
+            events.append((seconds, str(event["item_id"]), str(_or_default(event.get("event_type"), "")), offset,
                            _float(event.get("latitude"), f"{where}.latitude"), _float(event.get("longitude"), f"{where}.longitude")))
         events.sort(key=lambda e: e[0])  # oldest first; the last `history_length` events are kept
         events = events[-t:]
@@ -164,8 +167,11 @@ def query_inputs(users: Sequence[Mapping[str, Any]], shape: RequestShape = Reque
         default_offset = offset if offset is not None else (last[3] if last else 0)
         out["request_utc_offset"][row] = _int(_or_default(request.get("utc_offset"), default_offset),
                                               f"user {row} request.utc_offset", -24 * 60, 24 * 60)
-        out["request_latitude"][row] = _float(request.get("latitude", last[4] if last else None), f"user {row} request.latitude")
-        out["request_longitude"][row] = _float(request.get("longitude", last[5] if last else None), f"user {row} request.longitude")
+        place = (request.get("latitude"), request.get("longitude"))
+        if place == (None, None) and last:  # not given: where the user last was
+            place = (last[4], last[5])
+        out["request_latitude"][row] = _float(place[0], f"user {row} request.latitude")
+        out["request_longitude"][row] = _float(place[1], f"user {row} request.longitude")
     return out
 
 
@@ -177,7 +183,7 @@ def recommend_inputs(
     inputs = query_inputs(users, shape, now)
     exclusions = np.full([len(users), shape.exclusion_width], "", object)
     for row, user in enumerate(users):
-        items = [str(i) for i in _list(user.get("exclude"), f"user {row} exclude")]
+        items = [str(i) for i in _list(user.get("exclude"), f"user {row} exclude") if i is not None]
         if len(items) > shape.exclusion_width:
             # Every request has the same width, so stock TF Serving's batching can merge them.
             raise ValueError(f"user {row} exclude: {len(items)} items, more than the request's exclusion width "

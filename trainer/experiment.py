@@ -179,7 +179,7 @@ def evaluate(config: Config, context: Context, model: Recommender, train_result:
         "best_epoch": train_result.best_epoch if train_result else history.get("best_epoch"),
         "seconds": round(train_result.seconds, 1) if train_result else history.get("seconds"),
         "examples_per_second": round(train_result.examples_per_second, 1) if train_result else None,
-        "seconds_to_best_epoch": (round(train_result.seconds_to_best_epoch, 1) if train_result
+        "seconds_to_best_epoch": (round(train_result.seconds_to_best_epoch, 1) if train_result and train_result.best_epoch
                                   else history.get("seconds_to_best_epoch")),
     }
     metrics = report_lib.build_metrics(

@@ -35,7 +35,7 @@ class TrainResult:
     best_epoch: int
     seconds: float  # training time of the epochs kept (validation excluded)
     examples_per_second: float
-    seconds_to_best_epoch: float  # training + validation time of epochs 1..best_epoch
+    seconds_to_best_epoch: float  # training + validation time of epochs 1..best_epoch (checkpoint writes aside)
 
 
 def make_strategy(distribution: DistributionConfig) -> tf.distribute.Strategy:
@@ -151,7 +151,9 @@ class ValidationCallback(tf.keras.callbacks.Callback):
                                          "validation_seconds": []}
         if resume and io.exists(self.progress_path):
             self.progress = json.loads(io.read_bytes(self.progress_path).decode("utf-8"))
-            self.progress.setdefault("validation_seconds", [])  # progress written before it was recorded
+            # Progress written before validation time was recorded: those epochs' are unknown (0).
+            recorded = self.progress.setdefault("validation_seconds", [])
+            recorded += [0.0] * (len(self.progress["epoch_seconds"]) - len(recorded))
             log.info("Resuming: best validation NDCG@10 so far %s at epoch %d", self.progress["best"],
                      self.progress["best_epoch"])
         self._epoch_start = time.time()

@@ -74,3 +74,10 @@ def test_unknown_price_and_place_still_give_a_unit_vector():
     vectors = tower(features).numpy()
     assert np.all(np.isfinite(vectors))
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def test_has_text_is_pythons_strip_unicode_whitespace_included():
+    from trainer.models.candidate_tower import has_text
+
+    texts = ["", " \t\n", "a", " x ", "\u3000\u00a0", "\x1c\x85", "\u00a0caf\u00e9"]
+    assert has_text(tf.constant(texts)).numpy().tolist() == [bool(t.strip()) for t in texts]

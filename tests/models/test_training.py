@@ -119,6 +119,15 @@ def test_early_stopping_keeps_the_best_epoch(tiny_data_dir, tmp_path):
     assert result.seconds_to_best_epoch > sum(progress["epoch_seconds"][:2]) + 0.49
 
 
+def test_resuming_progress_written_before_validation_time_was_recorded(tmp_path):
+    progress = {"history": {"val_ndcg@10": [0.1, 0.3, 0.2]}, "best": 0.3, "best_epoch": 2, "seconds": 6.0,
+                "epoch_seconds": [1.0, 2.0, 3.0]}
+    (tmp_path / "progress.json").write_text(json.dumps(progress))
+    callback = training.ValidationCallback(lambda model: 0.0, str(tmp_path), patience=2, resume=True)
+    assert callback.progress["validation_seconds"] == [0.0, 0.0, 0.0]  # unknown, aligned with the epochs
+    assert callback.seconds_to_best_epoch == 3.0
+
+
 def test_too_few_examples_for_one_batch_is_a_clear_error(tiny_data_dir, tmp_path):
     config = Config(job_dir=str(tmp_path), model=SMALL, text=TextConfig(mode=TextMode.OFF),
                     train=TrainConfig(batch_size=1_000_000))

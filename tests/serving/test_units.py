@@ -1,6 +1,7 @@
 """Pure pieces of serving: key index, MMR, batch merge/split, client request building, contract."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -109,6 +110,27 @@ def test_client_builds_right_padded_requests_from_json():
         client.query_inputs([{"history": [{"item_id": "a", "timestamp": "yesterday"}]}])
     with pytest.raises(ValueError, match=r"history\[0\]: needs an item_id"):
         client.query_inputs([{"history": [{"timestamp": 1}]}])
+
+
+def test_client_null_means_not_given_and_wrong_types_name_the_field():
+    event = {"item_id": "a", "timestamp": 1714500000, "latitude": 40.7, "longitude": -73.9, "event_type": None}
+    users = [{"user_id": None, "history": [event], "request": {"timestamp": 1714600000, "latitude": None},
+              "k": np.int64(4), "exclude": ["z", None], "diversity": None}]
+    inputs = client.recommend_inputs(users, k=10, diversity=0.3, shape=client.RequestShape(history_length=2, exclusion_width=3))
+    assert inputs["user_id"].tolist() == [""] and inputs["history_event_types"].tolist() == [["", ""]]
+    # No place given (null): where the user last was.
+    assert inputs["request_latitude"][0] == pytest.approx(40.7) and inputs["request_longitude"][0] == pytest.approx(-73.9)
+    assert inputs["k"].tolist() == [4] and inputs["exclusions"].tolist() == [["z", "", ""]]
+    assert inputs["diversity"][0] == pytest.approx(0.3)
+    for change, field in [({"history": "a"}, "user 0 history"), ({"request": "now"}, "user 0 request"),
+                          ({"k": "ten"}, "user 0 k"), ({"k": 2.5}, "user 0 k"), ({"k": 2**40}, "user 0 k"),
+                          ({"exclude": "z"}, "user 0 exclude"), ({"exclude": ["x"] * 4}, "user 0 exclude"),
+                          ({"request": {"timestamp": 1e30}}, "user 0 request.timestamp"),
+                          ({"request": {"utc_offset": 5000}}, "user 0 request.utc_offset")]:
+        with pytest.raises(ValueError, match=re.escape(field) + ":"):
+            client.recommend_inputs([{**users[0], **change}], shape=client.RequestShape(exclusion_width=3))
+    with pytest.raises(ValueError, match="at least one user"):
+        client.recommend_inputs([])
 
 
 def test_contract_query_inputs_are_the_training_example_features():

@@ -24,9 +24,14 @@ def hashed_cell(cell: tf.Tensor, buckets: int = GEO_BUCKETS) -> tf.Tensor:
     return tf.where(cell > 0, 1 + tf.math.floormod(cell * 2654435761, buckets - 1), tf.zeros_like(cell))
 
 
+# Python's str.isspace() set (ASCII whitespace, separators, \x1c-\x1f, \x85) as RE2 sees it.
+_ONLY_WHITESPACE = r"[\s\pZ\x{0b}\x{1c}-\x{1f}\x{85}]*"
+
+
 def has_text(texts: tf.Tensor) -> tf.Tensor:
-    """[N] bool: the item has text ([N] string; empty or whitespace-only = no text)."""
-    return tf.not_equal(tf.strings.strip(texts), "")
+    """[N] bool: the item has text ([N] string; empty or only whitespace, Unicode
+    included, = no text; the same as Python's `bool(text.strip())`)."""
+    return tf.logical_not(tf.strings.regex_full_match(texts, _ONLY_WHITESPACE))
 
 
 def zero_without_text(texts: tf.Tensor, vectors: tf.Tensor) -> tf.Tensor:
