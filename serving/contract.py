@@ -100,9 +100,11 @@ BECAUSE_WEIGHT = Tensor(
 EVENT_TYPE_NAMES = Tensor("event_type_names", tf.string, ("B", "Y"), "the behaviour classes (same every row)")
 EVENT_TYPE_PROBABILITIES = Tensor(
     "event_type_probabilities", tf.float32, ("B", "K", "Y"),
-    "P(next behaviour | the user engages with this item), in event_type_names order",
+    "P(next behaviour | the user engages with this item), in event_type_names order; NaN past a request's own k",
 )
-PREDICTED_RATING = Tensor("predicted_rating", tf.float32, ("B", "K"), "predicted rating (models trained on ratings)")
+PREDICTED_RATING = Tensor(
+    "predicted_rating", tf.float32, ("B", "K"), "predicted rating (models trained on ratings); NaN past a request's own k"
+)
 CANDIDATE_SCORES = Tensor("scores", tf.float32, ("B", "C"), "log P(next item); -inf at padding and unknown ids")
 KNOWN = Tensor("known", tf.bool, ("B", "C"), "the candidate is in the served catalogue")
 ITEM_VECTORS = Tensor("item_vectors", tf.float32, ("N", "D"), "unit item vectors (the candidate tower)")

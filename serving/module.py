@@ -223,7 +223,10 @@ class ServingModule(tf.Module):
             top = tf.math.top_k(scores, pool)
 
             def diverse():
-                picks, found = mmr.rerank(top.values, tf.gather(out.catalogue, top.indices), diversity, width)
+                # Each row chooses from its own best max(k, mmr_pool), whatever its batch neighbours ask.
+                own_pool = tf.range(pool)[None, :] < tf.maximum(k, self.settings.mmr_pool)[:, None]
+                candidates = tf.where(own_pool, top.values, NEG_INF)
+                picks, found = mmr.rerank(candidates, tf.gather(out.catalogue, top.indices), diversity, width)
                 # Past the last eligible candidate MMR's pick is arbitrary (an item already
                 # taken): `found` says which picks are real.
                 values = tf.where(found, tf.gather(top.values, picks, batch_dims=1), NEG_INF)
@@ -270,7 +273,12 @@ class ServingModule(tf.Module):
     def _recommend(self, inputs):
         batch, out, rows, valid, result = self._top(inputs, inputs["diversity"])
         result.update(self._explain(inputs["history_item_ids"], out, rows, result["from_history"], valid))
-        result.update(self._behaviour(out, batch, tf.cast(rows, tf.int64) + PAD_ROWS))
+        behaviour = self._behaviour(out, batch, tf.cast(rows, tf.int64) + PAD_ROWS)
+        if "event_type_probabilities" in behaviour:  # NaN past each request's own k, as item_ids are ""
+            behaviour["event_type_probabilities"] = tf.where(valid[:, :, None], behaviour["event_type_probabilities"], float("nan"))
+        if "predicted_rating" in behaviour:
+            behaviour["predicted_rating"] = tf.where(valid, behaviour["predicted_rating"], float("nan"))
+        result.update(behaviour)
         return result
 
     def _retrieve(self, inputs):

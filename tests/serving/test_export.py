@@ -99,6 +99,8 @@ def test_recommend_padding_explanations_and_mmr(loaded, in_memory):
     ids = plain["item_ids"].numpy()
     assert ids.shape == (rows, 5)
     assert (ids[0, 3:] == b"").all() and np.isneginf(plain["scores"].numpy()[0, 3:]).all()  # row 0 asked for 3
+    behaviour = plain["event_type_probabilities"].numpy()
+    assert np.isnan(behaviour[0, 3:]).all() and np.isfinite(behaviour[0, :3]).all() and np.isfinite(behaviour[1:]).all()
     history = query["history_item_ids"].numpy()
     position = plain["because_position"].numpy()
     because = plain["because_item_id"].numpy()

@@ -233,6 +233,26 @@ def test_batching_gives_each_request_its_own_answer(exported_job, requests_by_si
         np.testing.assert_array_equal(got["because_position"], want["because_position"].numpy())
 
 
+def test_batching_refuses_inputs_whose_rows_disagree(exported_job, requests_by_signature):
+    # Merged requests are split back by rows, so a request whose inputs disagree on B could
+    # pair with another malformed one and be answered with a neighbour's rows: refused up front.
+    bad = {k: np.array(v) for k, v in requests_by_signature["serving_default"].items()}
+    bad["k"] = np.concatenate([bad["k"], bad["k"][:1]])
+    server = Server("recommender", str(exported_job.base), port=0, poll_seconds=0,
+                    batching=BatchingOptions(max_batch_size=64, batch_timeout_micros=1000, num_batch_threads=1)).start()
+    try:
+        channel = grpc.insecure_channel(server.address)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Predict(_request("serving_default", bad), timeout=60)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "first dimension is the batch" in error.value.details() and "'k'" in error.value.details()
+        assert server.batcher.requests == 0
+        channel.close()
+    finally:
+        server.stop()
+
+
 def test_server_refuses_a_base_path_without_versions(tmp_path):
     with pytest.raises(ValueError, match="No model version"):
         Server("recommender", str(tmp_path), port=0)
