@@ -1,5 +1,6 @@
 """The local TF-Serving-compatible server through the standard tensorflow_serving.apis stubs."""
 
+import contextlib
 import json
 import shutil
 import threading
@@ -203,6 +204,20 @@ def test_new_version_is_picked_up_mid_traffic_without_failures(server, stub, bas
     assert server.manager.current.version == 2
 
 
+@contextlib.contextmanager
+def _batching_server(exported_job, timeout_micros):
+    """(server, stub) of a server batching with one thread and `timeout_micros`; stopped afterwards."""
+    server = Server("recommender", str(exported_job.base), port=0, poll_seconds=0,
+                    batching=BatchingOptions(max_batch_size=64, batch_timeout_micros=timeout_micros,
+                                             num_batch_threads=1)).start()
+    channel = grpc.insecure_channel(server.address)
+    try:
+        yield server, prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    finally:
+        channel.close()
+        server.stop()
+
+
 def test_batching_gives_each_request_its_own_answer(exported_job, requests_by_signature):
     """Concurrent requests of different history lengths and k, merged server-side, equal unbatched answers."""
     base_inputs = requests_by_signature["serving_default"]
@@ -214,17 +229,10 @@ def test_batching_gives_each_request_its_own_answer(exported_job, requests_by_si
         variants.append(inputs)
     loaded = tf.saved_model.load(str(exported_job.version))
     expected = [loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in x.items()}) for x in variants]
-    server = Server("recommender", str(exported_job.base), port=0, poll_seconds=0,
-                    batching=BatchingOptions(max_batch_size=64, batch_timeout_micros=200_000, num_batch_threads=1)).start()
-    try:
-        channel = grpc.insecure_channel(server.address)
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    with _batching_server(exported_job, 200_000) as (server, stub):
         futures = [stub.Predict.future(_request("serving_default", x), timeout=60) for x in variants * 2]
         results = [_outputs(f.result()) for f in futures]
-        channel.close()
         assert server.batcher.requests == len(futures) and server.batcher.batches < len(futures)  # some were merged
-    finally:
-        server.stop()
     for i, got in enumerate(results):
         want = expected[i % len(variants)]
         assert got["item_ids"].shape == want["item_ids"].shape
@@ -238,19 +246,12 @@ def test_batching_refuses_inputs_whose_rows_disagree(exported_job, requests_by_s
     # pair with another malformed one and be answered with a neighbour's rows: refused up front.
     bad = {k: np.array(v) for k, v in requests_by_signature["serving_default"].items()}
     bad["k"] = np.concatenate([bad["k"], bad["k"][:1]])
-    server = Server("recommender", str(exported_job.base), port=0, poll_seconds=0,
-                    batching=BatchingOptions(max_batch_size=64, batch_timeout_micros=1000, num_batch_threads=1)).start()
-    try:
-        channel = grpc.insecure_channel(server.address)
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    with _batching_server(exported_job, 1000) as (server, stub):
         with pytest.raises(grpc.RpcError) as error:
             stub.Predict(_request("serving_default", bad), timeout=60)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "first dimension is the batch" in error.value.details() and "'k'" in error.value.details()
         assert server.batcher.requests == 0
-        channel.close()
-    finally:
-        server.stop()
 
 
 def test_server_refuses_a_base_path_without_versions(tmp_path):
@@ -266,20 +267,13 @@ def test_predict_request_names_inputs_that_do_not_convert():
 
 def test_request_waiting_past_its_deadline_is_deadline_exceeded(exported_job, requests_by_signature):
     # A batch timeout far longer than the client's deadline: the request cannot run in time.
-    server = Server("recommender", str(exported_job.base), port=0, poll_seconds=0,
-                    batching=BatchingOptions(max_batch_size=64, batch_timeout_micros=3_000_000, num_batch_threads=1)).start()
-    try:
-        channel = grpc.insecure_channel(server.address)
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    with _batching_server(exported_job, 3_000_000) as (server, stub):
         with pytest.raises(grpc.RpcError) as error:
             stub.Predict(_request("serving_default", requests_by_signature["serving_default"]), timeout=0.5)
         assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         # The server still answers requests with time to spare.
         assert stub.Predict(_request("serving_default", requests_by_signature["serving_default"]), timeout=60).outputs
         assert server.batcher.requests == 1  # the expired request was cancelled server-side, never run
-        channel.close()
-    finally:
-        server.stop()
 
 
 def test_client_cli_prints_recommendations_with_explanations(server, tmp_path, capsys, requests_by_signature):
