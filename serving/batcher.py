@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from serving import contract
+from serving.servable import RequestError
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,11 @@ class Batcher:
     ) -> concurrent.futures.Future:
         """Queues a checked request. Requests merge only with the same `key` (model,
         version, signature), whose `run` they share."""
-        rows = len(next(iter(inputs.values()))) if inputs else 0
+        row_counts = {name: len(value) for name, value in inputs.items() if np.ndim(value)}
+        if len(set(row_counts.values())) > 1:
+            # Merged requests are split back by rows: every input must have one row per request row.
+            raise RequestError(f"With batching every input's first dimension is the batch; got {dict(sorted(row_counts.items()))}")
+        rows = next(iter(row_counts.values()), 0)
         future: concurrent.futures.Future = concurrent.futures.Future()
         if rows == 0 or rows > self.options.max_batch_size:
             try:  # empty or already large requests run alone, now

@@ -182,8 +182,8 @@ class ServingModule(tf.Module):
         out = self.model.forward(batch, training=False, catalogue=self.catalogue.vectors.read_value(), lookup=self.catalogue.lookup)
         return batch, out
 
-    def _behaviour(self, out, batch, item_index: tf.Tensor) -> dict[str, tf.Tensor]:
-        """[B, C] rows + PAD_ROWS -> the behaviour outputs."""
+    def _behaviour(self, out, batch, item_index: tf.Tensor, real: tf.Tensor) -> dict[str, tf.Tensor]:
+        """[B, C] rows + PAD_ROWS -> the behaviour outputs, NaN where `real` ([B, C] bool) is False."""
         predicted = self.model.behaviour_of_candidates(
             out, batch, item_index, self.catalogue.latitudes.read_value(), self.catalogue.longitudes.read_value()
         )
@@ -191,9 +191,10 @@ class ServingModule(tf.Module):
         if self._event_type_names:
             names = tf.constant(list(self._event_type_names))
             result["event_type_names"] = tf.tile(names[None, :], [tf.shape(item_index)[0], 1])
-            result["event_type_probabilities"] = tf.nn.softmax(predicted["event_type_logits"], axis=-1)
+            probabilities = tf.nn.softmax(predicted["event_type_logits"], axis=-1)
+            result["event_type_probabilities"] = tf.where(real[:, :, None], probabilities, float("nan"))
         if self._predicts_rating:
-            result["predicted_rating"] = predicted["value"]
+            result["predicted_rating"] = tf.where(real, predicted["value"], float("nan"))
         return result
 
     def _excluded(self, inputs: dict[str, tf.Tensor], out, num_items: tf.Tensor) -> tf.Tensor:
@@ -273,12 +274,8 @@ class ServingModule(tf.Module):
     def _recommend(self, inputs):
         batch, out, rows, valid, result = self._top(inputs, inputs["diversity"])
         result.update(self._explain(inputs["history_item_ids"], out, rows, result["from_history"], valid))
-        behaviour = self._behaviour(out, batch, tf.cast(rows, tf.int64) + PAD_ROWS)
-        if "event_type_probabilities" in behaviour:  # NaN past each request's own k, as item_ids are ""
-            behaviour["event_type_probabilities"] = tf.where(valid[:, :, None], behaviour["event_type_probabilities"], float("nan"))
-        if "predicted_rating" in behaviour:
-            behaviour["predicted_rating"] = tf.where(valid, behaviour["predicted_rating"], float("nan"))
-        result.update(behaviour)
+        # NaN past each request's own k, as item_ids are "" there.
+        result.update(self._behaviour(out, batch, tf.cast(rows, tf.int64) + PAD_ROWS, valid))
         return result
 
     def _retrieve(self, inputs):
@@ -292,14 +289,7 @@ class ServingModule(tf.Module):
         scores = self.model.score_outputs(out)
         picked = tf.gather(scores, tf.maximum(index - PAD_ROWS, 0), batch_dims=1)
         result = {"scores": tf.where(known, picked, NEG_INF), "known": known}
-        behaviour = self._behaviour(out, batch, index)
-        if "event_type_probabilities" in behaviour:
-            behaviour["event_type_probabilities"] = tf.where(
-                known[:, :, None], behaviour["event_type_probabilities"], float("nan")
-            )
-        if "predicted_rating" in behaviour:
-            behaviour["predicted_rating"] = tf.where(known, behaviour["predicted_rating"], float("nan"))
-        result.update(behaviour)
+        result.update(self._behaviour(out, batch, index, known))
         return result
 
     def _embed_items(self, inputs):

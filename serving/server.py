@@ -140,10 +140,6 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def _run(self, servable: Servable, signature: str, inputs, output_filter, deadline_seconds: float | None):
         if self.batcher is None:
             return servable.call(signature, inputs, output_filter)
-        rows = {name: value.shape[0] for name, value in inputs.items() if value.ndim}
-        if len(set(rows.values())) > 1:
-            # Merged requests are split back by rows: every input must have one row per request row.
-            raise RequestError(f"With batching every input's first dimension is the batch; got {dict(sorted(rows.items()))}")
         key = (servable.name, servable.version, signature)
         future = self.batcher.submit(key, servable.call, signature, inputs)
         try:

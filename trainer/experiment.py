@@ -174,13 +174,13 @@ def evaluate(config: Config, context: Context, model: Recommender, train_result:
         for name, result in results.items()
     }
     history = train_result.history if train_result else _saved_history(config)
+    to_best = train_result.seconds_to_best_epoch if train_result else history.get("seconds_to_best_epoch")
     train_summary = {
         "epochs": train_result.epochs if train_result else history.get("epochs"),
         "best_epoch": train_result.best_epoch if train_result else history.get("best_epoch"),
         "seconds": round(train_result.seconds, 1) if train_result else history.get("seconds"),
         "examples_per_second": round(train_result.examples_per_second, 1) if train_result else None,
-        "seconds_to_best_epoch": (round(train_result.seconds_to_best_epoch, 1) if train_result and train_result.best_epoch
-                                  else history.get("seconds_to_best_epoch")),
+        "seconds_to_best_epoch": None if to_best is None else round(to_best, 1),
     }
     metrics = report_lib.build_metrics(
         dataset=context.manifest,

@@ -35,7 +35,7 @@ class TrainResult:
     best_epoch: int
     seconds: float  # training time of the epochs kept (validation excluded)
     examples_per_second: float
-    seconds_to_best_epoch: float  # training + validation time of epochs 1..best_epoch (checkpoint writes aside)
+    seconds_to_best_epoch: float | None  # training + validation of epochs 1..best_epoch (checkpoint writes aside)
 
 
 def make_strategy(distribution: DistributionConfig) -> tf.distribute.Strategy:
@@ -159,9 +159,11 @@ class ValidationCallback(tf.keras.callbacks.Callback):
         self._epoch_start = time.time()
 
     @property
-    def seconds_to_best_epoch(self) -> float:
-        """Training + validation seconds of epochs 1..best (what reaching the best model cost)."""
+    def seconds_to_best_epoch(self) -> float | None:
+        """Training + validation seconds of epochs 1..best (what reaching the best model cost); None before a best."""
         best = self.progress["best_epoch"]
+        if not best:
+            return None
         return float(sum(self.progress["epoch_seconds"][:best]) + sum(self.progress["validation_seconds"][:best]))
 
     @property
@@ -205,8 +207,8 @@ class ValidationCallback(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        seconds = time.time() - self._epoch_start
         validation_start = time.time()
+        seconds = validation_start - self._epoch_start
         self.model.refresh_text_vectors()  # fine-tuning: the catalogue sees the new encoder
         value = float(self.metric(self.model))
         progress = self.progress
