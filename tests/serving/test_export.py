@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 
 from serving import contract, warmup
-from serving.export import ASSETS_EXTRA, MODELS_CONFIG, SERVING_CONFIG
+from serving.export import ASSETS_EXTRA, MODELS_CONFIG, SERVING_CONFIG, build_module
+from serving.module import ServingSettings
 from trainer import experiment, task
 from trainer.data import dataset, prepare
 from trainer.models.recommender import PAD_ROWS
@@ -144,6 +145,22 @@ def test_diverse_lists_never_repeat_an_item_when_few_are_left(loaded, in_memory)
         if diversity:
             diverse_rows = ids
     np.testing.assert_array_equal(diverse_rows, ids)  # with 2 items left diversity cannot reorder to a different set
+
+
+def test_each_row_diversifies_within_its_own_pool(in_memory, exported_job):
+    # mmr_pool=2: a row asking for k=2 chooses from its own best 2 items, whatever
+    # its batch neighbours ask; a neighbour's k=10 must not widen that row's pool.
+    model, context, batch = in_memory
+    module = build_module(model, exported_job.config(), context.data_dir, ServingSettings(max_k=20, mmr_pool=2), context.catalogue)
+    query = _query(batch)
+    rows = len(query["user_id"])
+    best = module.retrieve({**query, "k": tf.fill([rows], 2), "exclusions": tf.fill([rows, 1], "")})["item_ids"].numpy()
+    k = np.array([2] + [10] * (rows - 1), np.int32)
+    diverse = module.serving_default(
+        {**query, "k": tf.constant(k), "exclusions": tf.fill([rows, 1], ""), "diversity": tf.ones([rows])})["item_ids"].numpy()
+    assert set(diverse[0, :2]) == set(best[0]) and (diverse[0, 2:] == b"").all()
+    for row in range(1, rows):  # the wider rows still get k distinct items
+        assert len(set(diverse[row])) == 10 and b"" not in set(diverse[row])
 
 
 @pytest.mark.parametrize(
