@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ASSETS_EXTRA = "assets.extra"
 SERVING_CONFIG = "serving_config.json"
+SAVED_MODEL_FILE = "saved_model.pb"  # what makes a folder a SavedModel; published last on object stores
 MODELS_CONFIG = "models.config"
 BATCHING_PARAMETERS = "batching_parameters.txt"
 
@@ -107,7 +108,10 @@ def save_version(
     version: int,
     extra_files: dict[str, bytes] | None = None,
 ) -> str:
-    """Saves `module` as `<model_base>/<version>` atomically; returns the path.
+    """Saves `module` as `<model_base>/<version>`; returns the path.
+
+    The version is written to a hidden staging folder and then published whole
+    (`_publish`: atomic on local disks, saved_model.pb last on object stores).
 
     `extra_files` (path inside the version -> bytes) are written before the
     version becomes visible (warmup requests, serving_config.json).
@@ -121,12 +125,46 @@ def save_version(
         tf.saved_model.save(module, staging, signatures=signatures)
         for name, data in (extra_files or {}).items():
             io.write_bytes(os.path.join(staging, name), data)
-        tf.io.gfile.rename(staging, final)
+        _publish(staging, final)
     except BaseException:
         if io.exists(staging):
             tf.io.gfile.rmtree(staging)
         raise
     return final
+
+
+def _publish(staging: str, final: str) -> None:
+    """Makes the staged version visible as `final` (which does not exist yet).
+
+    Local disks: one rename, atomic. Object stores (gs://, s3://, ...) have no
+    atomic folder rename (a "rename" copies object by object, in name order,
+    so saved_model.pb would land before variables/): the files are copied with
+    saved_model.pb last, so a server that lists the version mid-copy finds no
+    SavedModel yet rather than one without its weights (stock TF Serving retries
+    a failed load: --max_num_load_retries, --load_retry_interval_micros), then
+    the staging folder is removed. A copy that fails part-way removes what it copied.
+    """
+    if io.is_local(staging):
+        tf.io.gfile.rename(staging, final)
+        return
+    try:
+        _copy_tree(staging, final)
+    except BaseException:
+        if io.exists(final):
+            tf.io.gfile.rmtree(final)
+        raise
+    tf.io.gfile.rmtree(staging)
+
+
+def _copy_tree(source: str, target: str) -> None:
+    """Copies the folder `source` to `target`, saved_model.pb last."""
+    files = []
+    for folder, _, names in tf.io.gfile.walk(source):
+        inside = folder[len(source):].strip("/")
+        tf.io.gfile.makedirs(os.path.join(target, inside) if inside else target)
+        files += [os.path.join(inside, name) if inside else name for name in names]
+    for name in sorted(files, key=lambda n: n == SAVED_MODEL_FILE):
+        tf.io.gfile.copy(os.path.join(source, name), os.path.join(target, name))
 
 
 def write_server_files(export_dir: str, model_name: str, serving_base_path: str) -> dict[str, str]:

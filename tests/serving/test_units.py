@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving import batcher, client, contract, mmr
+from serving import batcher, client, contract, export, mmr
 from serving.key_index import KeyIndex, assign
 from trainer.data import example_schema as es
 
@@ -156,3 +156,45 @@ def test_graph_errors_reduce_to_the_contract_message():
              '  File "<string>", line 8, in <module>\n\n  File "<string>", line 6, in f\n\n'
              'indices[0] = 5 is not in [0, 3)\n\t [[{{node GatherV2}}]] [Op:__inference_f_8]')
     assert contract.error_message(other) == "indices[0] = 5 is not in [0, 3)"
+
+
+def _tiny_module():
+    module = tf.Module()
+    module.weight = tf.Variable(2.0)
+    module.double = tf.function(lambda x: x * module.weight, input_signature=[tf.TensorSpec([], tf.float32)])
+    return module
+
+
+def test_a_version_on_an_object_store_is_copied_whole_with_saved_model_pb_last(monkeypatch):
+    # ram:// stands in for gs://: no atomic folder rename (its rename even drops the files).
+    # (An extra file outside assets.extra: ram:// lists "assets.extra" under "assets" as a prefix.)
+    base = "ram://publish-ok/recommender"
+    copied = []
+    real_copy = tf.io.gfile.copy
+    monkeypatch.setattr(tf.io.gfile, "copy", lambda src, dst, *a, **kw: (copied.append(dst), real_copy(src, dst, *a, **kw)))
+    module = _tiny_module()
+    path = export.save_version(module, {"serving_default": module.double}, base, 1, {"notes/note.txt": b"hi"})
+    assert path == base + "/1"
+    assert tf.io.gfile.listdir(base) == ["1"]  # the staging folder is gone
+    names = sorted(d[len(path):] for d in copied)
+    assert names == sorted(["/saved_model.pb", "/fingerprint.pb", "/notes/note.txt",
+                            "/variables/variables.index", "/variables/variables.data-00000-of-00001"])
+    assert copied[-1] == path + "/saved_model.pb"
+    assert tf.saved_model.load(path).double(tf.constant(3.0)).numpy() == 6.0
+
+
+def test_a_copy_that_fails_part_way_leaves_no_version_and_no_staging(monkeypatch):
+    base = "ram://publish-fails/recommender"
+    calls = []
+
+    def failing_copy(src, dst, *args, **kwargs):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise tf.errors.UnavailableError(None, None, "connection reset")
+        tf.io.gfile.GFile(dst, "wb").write(tf.io.gfile.GFile(src, "rb").read())
+
+    monkeypatch.setattr(tf.io.gfile, "copy", failing_copy)
+    module = _tiny_module()
+    with pytest.raises(tf.errors.UnavailableError, match="connection reset"):
+        export.save_version(module, {"serving_default": module.double}, base, 1)
+    assert tf.io.gfile.listdir(base) == []
