@@ -7,16 +7,20 @@ A user, as JSON (one object, a list, or JSON lines):
                   "latitude": 40.7, "longitude": -73.9, "utc_offset": -300}, ...],
      "request": {"timestamp": 1700003600, "utc_offset": -300, "latitude": 40.7, "longitude": -73.9},
      "k": 10, "exclude": ["i3"], "diversity": 0.0}
+To re-rank items of your own (the `rank` signature, `--rank`), give them as
+"candidates": ["i9", "i4", ...]: the answer lists them best first, with ids the
+served catalogue does not know last ("known": false).
 Timestamps are unix seconds or ISO-8601 times with an offset ("2024-05-01T08:30:00-04:00",
 which also gives utc_offset). Only "item_id" and "timestamp" are required per event;
 "request" defaults to now at the last event's place.
 
     python -m serving.client --server=localhost:8500 --model-name=recommender --input=user.json
 
-Requests always carry the same history and exclusion widths (`history_length`,
-`exclusion_width`), so stock TF Serving's batching can merge them (it pads
-variable-length inputs with the wrong values, so that stays off); a user with more
-exclusions than `exclusion_width` is refused (raise it for every client of a server).
+Requests always carry the same history, exclusion and candidate widths
+(`history_length`, `exclusion_width`, `candidate_width`), so stock TF Serving's
+batching can merge them (it pads variable-length inputs with the wrong values, so
+that stays off); a user with more exclusions than `exclusion_width` or more
+candidates than `candidate_width` is refused (raise it for every client of a server).
 Values of the wrong JSON type fail with a ValueError naming the user and field;
 null means "not given".
 """
@@ -42,6 +46,7 @@ from serving import contract, tensors
 
 DEFAULT_HISTORY_LENGTH = 50
 DEFAULT_EXCLUSION_WIDTH = 64
+DEFAULT_CANDIDATE_WIDTH = 100
 
 
 def _time(value: Any, field: str) -> tuple[int, int | None]:
@@ -110,10 +115,11 @@ def _or_default(value: Any, default: Any) -> Any:
 class RequestShape:
     history_length: int = DEFAULT_HISTORY_LENGTH
     exclusion_width: int = DEFAULT_EXCLUSION_WIDTH
+    candidate_width: int = DEFAULT_CANDIDATE_WIDTH
 
     def __post_init__(self):
-        if self.history_length < 1 or self.exclusion_width < 1:
-            raise ValueError(f"`history_length` and `exclusion_width` must be >= 1. Received: {self}")
+        if min(self.history_length, self.exclusion_width, self.candidate_width) < 1:
+            raise ValueError(f"`history_length`, `exclusion_width` and `candidate_width` must be >= 1. Received: {self}")
 
 
 def query_inputs(users: Sequence[Mapping[str, Any]], shape: RequestShape = RequestShape(), now: float | None = None) -> dict[str, np.ndarray]:
@@ -183,17 +189,36 @@ def recommend_inputs(
     inputs = query_inputs(users, shape, now)
     exclusions = np.full([len(users), shape.exclusion_width], "", object)
     for row, user in enumerate(users):
-        items = [str(i) for i in _list(user.get("exclude"), f"user {row} exclude") if i is not None]
-        if len(items) > shape.exclusion_width:
-            # Every request has the same width, so stock TF Serving's batching can merge them.
-            raise ValueError(f"user {row} exclude: {len(items)} items, more than the request's exclusion width "
-                             f"{shape.exclusion_width} (raise exclusion_width for every client of the server).")
+        items = _item_ids(user, row, "exclude", shape.exclusion_width)
         exclusions[row, : len(items)] = items
     inputs["k"] = np.array([_int(_or_default(user.get("k"), k), f"user {row} k", 0, INT32_MAX)
                             for row, user in enumerate(users)], np.int32)
     inputs["exclusions"] = exclusions
     inputs["diversity"] = np.array([_float(_or_default(user.get("diversity"), diversity), f"user {row} diversity")
                                     for row, user in enumerate(users)], np.float32)
+    return inputs
+
+
+def _item_ids(user: Mapping[str, Any], row: int, field: str, width: int) -> list[str]:
+    """The user's `field` list of item ids (null entries dropped), at most `width` of them."""
+    items = [str(i) for i in _list(user.get(field), f"user {row} {field}") if i is not None]
+    if len(items) > width:
+        # Every request has the same width, so stock TF Serving's batching can merge them.
+        raise ValueError(f"user {row} {field}: {len(items)} items, more than the request's width {width} "
+                         f"(raise {'exclusion' if field == 'exclude' else 'candidate'}_width for every client of the server).")
+    return items
+
+
+def rank_inputs(users: Sequence[Mapping[str, Any]], shape: RequestShape = RequestShape(), now: float | None = None) -> dict[str, np.ndarray]:
+    """`rank` inputs: the query inputs and each user's "candidates" as [B, candidate_width] ids, "" padded."""
+    inputs = query_inputs(users, shape, now)
+    candidates = np.full([len(users), shape.candidate_width], "", object)
+    for row, user in enumerate(users):
+        items = _item_ids(user, row, "candidates", shape.candidate_width)
+        if not items:
+            raise ValueError(f"user {row} candidates: none given; `rank` scores the items a request names.")
+        candidates[row, : len(items)] = items
+    inputs["candidate_item_ids"] = candidates
     return inputs
 
 
@@ -230,6 +255,35 @@ def recommendations(outputs: Mapping[str, np.ndarray]) -> list[list[dict[str, An
     return result
 
 
+def rankings(outputs: Mapping[str, np.ndarray], candidate_ids: np.ndarray) -> list[list[dict[str, Any]]]:
+    """`rank` outputs + the request's [B, C] candidate ids -> per user, the candidates best first.
+
+    Each entry: item_id, score (log P(next item); None for ids the served catalogue
+    does not know, which come last in the user's order), known, and the behaviour
+    and predicted_rating where the model has them. Padding ("") is dropped.
+    """
+    result = []
+    for row in range(candidate_ids.shape[0]):
+        entries = []
+        for col in range(candidate_ids.shape[1]):
+            item = _text(candidate_ids[row, col])
+            if not item:
+                continue
+            known = bool(outputs["known"][row, col])
+            entry: dict[str, Any] = {"item_id": item, "score": float(outputs["scores"][row, col]) if known else None,
+                                     "known": known}
+            if known and "event_type_probabilities" in outputs:
+                names = [_text(n) for n in outputs["event_type_names"][row]]
+                entry["behaviour"] = {n: float(p) for n, p in zip(names, outputs["event_type_probabilities"][row, col])}
+            if known and "predicted_rating" in outputs:
+                entry["predicted_rating"] = float(outputs["predicted_rating"][row, col])
+            entries.append(entry)
+        # Stable: equal scores (and the unknown ids) keep the request's order.
+        entries.sort(key=lambda e: -e["score"] if e["known"] else math.inf)
+        result.append(entries)
+    return result
+
+
 class Client:
     """A PredictionService client (`target` like "localhost:8500")."""
 
@@ -250,6 +304,11 @@ class Client:
     def recommend(self, users: Sequence[Mapping[str, Any]], k: int = 10, diversity: float = 0.0,
                   shape: RequestShape = RequestShape()) -> list[list[dict[str, Any]]]:
         return recommendations(self.predict(contract.RECOMMEND, recommend_inputs(users, k, diversity, shape)))
+
+    def rank(self, users: Sequence[Mapping[str, Any]], shape: RequestShape = RequestShape()) -> list[list[dict[str, Any]]]:
+        """Each user's "candidates", best first (`rankings`)."""
+        inputs = rank_inputs(users, shape)
+        return rankings(self.predict(contract.RANK, inputs), inputs["candidate_item_ids"])
 
     def close(self) -> None:
         self.channel.close()
@@ -281,14 +340,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--diversity", type=float, default=0.0)
     parser.add_argument("--history-length", type=int, default=DEFAULT_HISTORY_LENGTH)
     parser.add_argument("--exclusion-width", type=int, default=DEFAULT_EXCLUSION_WIDTH)
+    parser.add_argument("--rank", action="store_true", help='rank each user\'s "candidates" instead of recommending')
+    parser.add_argument("--candidate-width", type=int, default=DEFAULT_CANDIDATE_WIDTH)
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     try:
         users = read_users(args.input)
         client = Client(args.server, args.model_name, args.timeout)
-        shape = RequestShape(history_length=args.history_length, exclusion_width=args.exclusion_width)
-        results = client.recommend(users, args.k, args.diversity, shape)
+        shape = RequestShape(history_length=args.history_length, exclusion_width=args.exclusion_width,
+                             candidate_width=args.candidate_width)
+        results = client.rank(users, shape) if args.rank else client.recommend(users, args.k, args.diversity, shape)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -308,7 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             behaviour = item.get("behaviour")
             likely = f"  next: {max(behaviour, key=behaviour.get)} {max(behaviour.values()):.2f}" if behaviour else ""
             rating = f"  rating {item['predicted_rating']:.2f}" if "predicted_rating" in item else ""
-            print(f"  {rank:2d}. {item['item_id']:<20s} P={math.exp(item['score']):.4f}{likely}{rating}  {why}")
+            probability = f"P={math.exp(item['score']):.4f}" if item["score"] is not None else "not in the served catalogue"
+            print(f"  {rank:2d}. {item['item_id']:<20s} {probability}{likely}{rating}  {why}")
     return 0
 
 

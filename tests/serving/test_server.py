@@ -293,3 +293,45 @@ def test_client_cli_prints_recommendations_with_explanations(server, tmp_path, c
     assert "1. " in capsys.readouterr().out
     (tmp_path / "bad.json").write_text(json.dumps({"history": [{"item_id": "a", "timestamp": "soon"}]}))
     assert client.main([f"--server={server.address}", f"--input={tmp_path / 'bad.json'}"]) == 2
+
+
+def test_client_rank_orders_each_users_candidates_by_the_rank_signature(server, exported_job, tmp_path, capsys,
+                                                                        requests_by_signature):
+    from serving import client
+
+    loaded = tf.saved_model.load(str(exported_job.version))
+    query = {k: tf.constant(v[:1]) for k, v in requests_by_signature["rank"].items() if k != "candidate_item_ids"}
+    some = loaded.signatures["retrieve"](k=tf.constant([10]), exclusions=tf.constant([[""]]), **query)["item_ids"]
+    catalogue = sorted(i.decode() for i in some.numpy()[0])  # ten catalogue items, in no particular order
+    history = [{"item_id": catalogue[0], "timestamp": 1714570000, "event_type": "view"}]
+    users = [{"user_id": "u1", "history": history, "candidates": catalogue[:5] + ["not-an-item"]},
+             {"user_id": "u2", "history": history, "candidates": catalogue[5:7]}]
+    shape = client.RequestShape(candidate_width=8)
+    inputs = client.rank_inputs(users, shape)
+    # The in-process rank signature on the same padded inputs is the reference.
+    expected = loaded.signatures["rank"](**{k: tf.constant(v) for k, v in inputs.items()})
+    remote = client.Client(server.address, "recommender")
+    try:
+        ranked = remote.rank(users, shape)
+    finally:
+        remote.close()
+    for row, user in enumerate(users):
+        got = ranked[row]
+        assert sorted(e["item_id"] for e in got) == sorted(user["candidates"])
+        known = [e for e in got if e["known"]]
+        reference = {c: float(s) for c, s, k in zip(user["candidates"], expected["scores"].numpy()[row],
+                                                     expected["known"].numpy()[row]) if k}
+        assert [e["item_id"] for e in known] == sorted(reference, key=lambda c: -reference[c])
+        np.testing.assert_allclose([e["score"] for e in known], [reference[e["item_id"]] for e in known], rtol=1e-5)
+    assert ranked[0][-1] == {"item_id": "not-an-item", "score": None, "known": False}
+    (tmp_path / "users.json").write_text(json.dumps(users))
+    assert client.main([f"--server={server.address}", f"--input={tmp_path / 'users.json'}", "--rank", "--json",
+                        "--candidate-width=8"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [[e["item_id"] for e in p["items"]] for p in printed] == [[e["item_id"] for e in r] for r in ranked]
+    assert client.main([f"--server={server.address}", f"--input={tmp_path / 'users.json'}", "--rank"]) == 0
+    assert "not in the served catalogue" in capsys.readouterr().out
+    # A width smaller than a user's candidate list is refused before anything is sent.
+    assert client.main([f"--server={server.address}", f"--input={tmp_path / 'users.json'}", "--rank",
+                        "--candidate-width=4"]) == 2
+    assert "user 0 candidates: 6 items" in capsys.readouterr().err

@@ -133,6 +133,40 @@ def test_client_null_means_not_given_and_wrong_types_name_the_field():
         client.recommend_inputs([])
 
 
+def test_client_rank_inputs_have_one_candidate_width_and_name_bad_users():
+    users = [{"user_id": "u1", "history": [{"item_id": "a", "timestamp": 1714500000}], "candidates": ["c", None, "d"]},
+             {"user_id": "u2", "candidates": ["e"]}]
+    inputs = client.rank_inputs(users, client.RequestShape(history_length=2, candidate_width=3), now=1714650000)
+    assert inputs["candidate_item_ids"].tolist() == [["c", "d", ""], ["e", "", ""]]  # nulls dropped, "" padded
+    assert inputs["history_item_ids"].tolist() == [["a", ""], ["", ""]]
+    assert set(inputs) == {t.name for t in contract.INPUTS[contract.RANK]}
+    for change, text in [({"candidates": ["x"] * 4}, "user 1 candidates: 4 items, more than the request's width 3"),
+                         ({"candidates": []}, "user 1 candidates: none given"),
+                         ({"candidates": None}, "user 1 candidates: none given"),
+                         ({"candidates": "x"}, "user 1 candidates:")]:
+        with pytest.raises(ValueError, match=re.escape(text)):
+            client.rank_inputs([users[0], {**users[1], **change}], client.RequestShape(candidate_width=3))
+    with pytest.raises(ValueError, match="candidate_width"):
+        client.RequestShape(candidate_width=0)
+
+
+def test_client_rankings_sort_known_candidates_by_score_and_put_unknown_ids_last():
+    ids = np.array([["a", "nope", "b", "c", ""], ["d", "", "", "", ""]], object)
+    scores = np.array([[-2.0, -np.inf, -0.5, -2.0, -np.inf], [-1.0, -np.inf, -np.inf, -np.inf, -np.inf]], np.float32)
+    known = np.array([[True, False, True, True, False], [True, False, False, False, False]])
+    probabilities = np.zeros([2, 5, 2], np.float32)
+    probabilities[0, 2] = [0.25, 0.75]
+    outputs = {"scores": scores, "known": known, "event_type_probabilities": probabilities,
+               "event_type_names": np.array([[b"click", b"purchase"]] * 2, object)}
+    ranked = client.rankings(outputs, ids)
+    # Best first; the tie (a, c at -2) keeps the request's order; the unknown id last; padding dropped.
+    assert [e["item_id"] for e in ranked[0]] == ["b", "a", "c", "nope"]
+    assert [e["score"] for e in ranked[0]] == [-0.5, -2.0, -2.0, None]
+    assert [e["known"] for e in ranked[0]] == [True, True, True, False]
+    assert ranked[0][0]["behaviour"] == {"click": 0.25, "purchase": 0.75} and "behaviour" not in ranked[0][3]
+    assert [e["item_id"] for e in ranked[1]] == ["d"]
+
+
 def test_contract_query_inputs_are_the_training_example_features():
     training = {f.name: f for f in es.BASE_FEATURES}
     for tensor in contract.QUERY_INPUTS:  # same name, dtype and layout as the training examples
