@@ -226,6 +226,17 @@ def _text(value: Any) -> Any:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
+def _behaviour(outputs: Mapping[str, np.ndarray], row: int, col: int) -> dict[str, Any]:
+    """The behaviour head's outputs for one returned item, where the model has them."""
+    out: dict[str, Any] = {}
+    if "event_type_probabilities" in outputs:
+        names = [_text(n) for n in outputs["event_type_names"][row]]
+        out["behaviour"] = {n: float(p) for n, p in zip(names, outputs["event_type_probabilities"][row, col])}
+    if "predicted_rating" in outputs:
+        out["predicted_rating"] = float(outputs["predicted_rating"][row, col])
+    return out
+
+
 def recommendations(outputs: Mapping[str, np.ndarray]) -> list[list[dict[str, Any]]]:
     """serving_default / retrieve outputs -> per user, the items with scores, behaviour and explanation."""
     ids = outputs["item_ids"]
@@ -245,12 +256,7 @@ def recommendations(outputs: Mapping[str, np.ndarray]) -> list[list[dict[str, An
                     "position": int(outputs["because_position"][row, col]),
                     "weight": float(outputs["because_weight"][row, col]),
                 }
-            if "event_type_probabilities" in outputs:
-                names = [_text(n) for n in outputs["event_type_names"][row]]
-                entry["behaviour"] = {n: float(p) for n, p in zip(names, outputs["event_type_probabilities"][row, col])}
-            if "predicted_rating" in outputs:
-                entry["predicted_rating"] = float(outputs["predicted_rating"][row, col])
-            items.append(entry)
+            items.append({**entry, **_behaviour(outputs, row, col)})
         result.append(items)
     return result
 
@@ -272,12 +278,7 @@ def rankings(outputs: Mapping[str, np.ndarray], candidate_ids: np.ndarray) -> li
             known = bool(outputs["known"][row, col])
             entry: dict[str, Any] = {"item_id": item, "score": float(outputs["scores"][row, col]) if known else None,
                                      "known": known}
-            if known and "event_type_probabilities" in outputs:
-                names = [_text(n) for n in outputs["event_type_names"][row]]
-                entry["behaviour"] = {n: float(p) for n, p in zip(names, outputs["event_type_probabilities"][row, col])}
-            if known and "predicted_rating" in outputs:
-                entry["predicted_rating"] = float(outputs["predicted_rating"][row, col])
-            entries.append(entry)
+            entries.append({**entry, **_behaviour(outputs, row, col)} if known else entry)
         # Stable: equal scores (and the unknown ids) keep the request's order.
         entries.sort(key=lambda e: -e["score"] if e["known"] else math.inf)
         result.append(entries)
