@@ -9,7 +9,8 @@ A user, as JSON (one object, a list, or JSON lines):
      "k": 10, "exclude": ["i3"], "diversity": 0.0}
 To re-rank items of your own (the `rank` signature, `--rank`), give them as
 "candidates": ["i9", "i4", ...]: the answer lists them best first, with ids the
-served catalogue does not know last ("known": false).
+served catalogue does not know last ("known": false). "k", "exclude" and
+"diversity" apply to recommending only, "candidates" to ranking only.
 Timestamps are unix seconds or ISO-8601 times with an offset ("2024-05-01T08:30:00-04:00",
 which also gives utc_offset). Only "item_id" and "timestamp" are required per event;
 "request" defaults to now at the last event's place.
@@ -118,8 +119,9 @@ class RequestShape:
     candidate_width: int = DEFAULT_CANDIDATE_WIDTH
 
     def __post_init__(self):
-        if min(self.history_length, self.exclusion_width, self.candidate_width) < 1:
-            raise ValueError(f"`history_length`, `exclusion_width` and `candidate_width` must be >= 1. Received: {self}")
+        for name in ("history_length", "exclusion_width", "candidate_width"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
 
 
 def query_inputs(users: Sequence[Mapping[str, Any]], shape: RequestShape = RequestShape(), now: float | None = None) -> dict[str, np.ndarray]:
@@ -189,7 +191,7 @@ def recommend_inputs(
     inputs = query_inputs(users, shape, now)
     exclusions = np.full([len(users), shape.exclusion_width], "", object)
     for row, user in enumerate(users):
-        items = _item_ids(user, row, "exclude", shape.exclusion_width)
+        items = _item_ids(user, row, "exclude", shape.exclusion_width, "exclusion_width")
         exclusions[row, : len(items)] = items
     inputs["k"] = np.array([_int(_or_default(user.get("k"), k), f"user {row} k", 0, INT32_MAX)
                             for row, user in enumerate(users)], np.int32)
@@ -199,13 +201,20 @@ def recommend_inputs(
     return inputs
 
 
-def _item_ids(user: Mapping[str, Any], row: int, field: str, width: int) -> list[str]:
-    """The user's `field` list of item ids (null entries dropped), at most `width` of them."""
-    items = [str(i) for i in _list(user.get(field), f"user {row} {field}") if i is not None]
+def _item_ids(user: Mapping[str, Any], row: int, field: str, width: int, width_name: str) -> list[str]:
+    """The user's `field` list of item ids (strings or whole numbers; null and "" = not given),
+    at most `width` (the RequestShape's `width_name`) of them."""
+    items = []
+    for i, item in enumerate(_list(user.get(field), f"user {row} {field}")):
+        if item is None or item == "":
+            continue
+        if isinstance(item, bool) or not isinstance(item, (str, numbers.Integral)):
+            raise ValueError(f"user {row} {field}[{i}]: expected an item id (a string). Received: {item!r}")
+        items.append(str(item))
     if len(items) > width:
         # Every request has the same width, so stock TF Serving's batching can merge them.
         raise ValueError(f"user {row} {field}: {len(items)} items, more than the request's width {width} "
-                         f"(raise {'exclusion' if field == 'exclude' else 'candidate'}_width for every client of the server).")
+                         f"(raise {width_name} for every client of the server).")
     return items
 
 
@@ -214,7 +223,7 @@ def rank_inputs(users: Sequence[Mapping[str, Any]], shape: RequestShape = Reques
     inputs = query_inputs(users, shape, now)
     candidates = np.full([len(users), shape.candidate_width], "", object)
     for row, user in enumerate(users):
-        items = _item_ids(user, row, "candidates", shape.candidate_width)
+        items = _item_ids(user, row, "candidates", shape.candidate_width, "candidate_width")
         if not items:
             raise ValueError(f"user {row} candidates: none given; `rank` scores the items a request names.")
         candidates[row, : len(items)] = items
@@ -227,7 +236,9 @@ def _text(value: Any) -> Any:
 
 
 def _behaviour(outputs: Mapping[str, np.ndarray], row: int, col: int) -> dict[str, Any]:
-    """The behaviour head's outputs for one returned item, where the model has them."""
+    """The behaviour head's outputs for the item at [row, col], where the model has them:
+    `event_type_names` [B, Y] bytes/str, `event_type_probabilities` [B, K or C, Y] float32,
+    `predicted_rating` [B, K or C] float32 (NaN past a request's own items)."""
     out: dict[str, Any] = {}
     if "event_type_probabilities" in outputs:
         names = [_text(n) for n in outputs["event_type_names"][row]]
@@ -262,11 +273,15 @@ def recommendations(outputs: Mapping[str, np.ndarray]) -> list[list[dict[str, An
 
 
 def rankings(outputs: Mapping[str, np.ndarray], candidate_ids: np.ndarray) -> list[list[dict[str, Any]]]:
-    """`rank` outputs + the request's [B, C] candidate ids -> per user, the candidates best first.
+    """`rank` outputs + the request's candidate ids -> per user, the candidates best first.
 
-    Each entry: item_id, score (log P(next item); None for ids the served catalogue
-    does not know, which come last in the user's order), known, and the behaviour
-    and predicted_rating where the model has them. Padding ("") is dropped.
+    outputs: `scores` [B, C] float32 (log P(next item); -inf at padding and unknown
+      ids), `known` [B, C] bool, and the behaviour outputs where the model has them
+      (`_behaviour`; NaN at padding and unknown ids).
+    candidate_ids: [B, C] object array of str or bytes, "" = padding (as sent).
+    Each entry: item_id, score (None for ids the served catalogue does not know,
+    which come last in the user's order), known, and behaviour / predicted_rating
+    for known ids. Padding is dropped.
     """
     result = []
     for row in range(candidate_ids.shape[0]):
@@ -279,8 +294,9 @@ def rankings(outputs: Mapping[str, np.ndarray], candidate_ids: np.ndarray) -> li
             entry: dict[str, Any] = {"item_id": item, "score": float(outputs["scores"][row, col]) if known else None,
                                      "known": known}
             entries.append({**entry, **_behaviour(outputs, row, col)} if known else entry)
-        # Stable: equal scores (and the unknown ids) keep the request's order.
-        entries.sort(key=lambda e: -e["score"] if e["known"] else math.inf)
+        # Stable: equal scores (and the unknown ids) keep the request's order; a NaN
+        # score (never produced by the contract) would sort with the unknown ids.
+        entries.sort(key=lambda e: math.inf if not e["known"] or math.isnan(e["score"]) else -e["score"])
         result.append(entries)
     return result
 
@@ -341,7 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--diversity", type=float, default=0.0)
     parser.add_argument("--history-length", type=int, default=DEFAULT_HISTORY_LENGTH)
     parser.add_argument("--exclusion-width", type=int, default=DEFAULT_EXCLUSION_WIDTH)
-    parser.add_argument("--rank", action="store_true", help='rank each user\'s "candidates" instead of recommending')
+    parser.add_argument("--rank", action="store_true",
+                        help='rank each user\'s "candidates" (the rank signature) instead of recommending; '
+                             'k, diversity and exclusions then do not apply')
     parser.add_argument("--candidate-width", type=int, default=DEFAULT_CANDIDATE_WIDTH)
     parser.add_argument("--timeout", type=float, default=10.0)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

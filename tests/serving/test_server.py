@@ -319,6 +319,7 @@ def test_client_rank_orders_each_users_candidates_by_the_rank_signature(server, 
         got = ranked[row]
         assert sorted(e["item_id"] for e in got) == sorted(user["candidates"])
         known = [e for e in got if e["known"]]
+        assert len(known) == len(user["candidates"]) - (row == 0)  # every catalogue item is known
         reference = {c: float(s) for c, s, k in zip(user["candidates"], expected["scores"].numpy()[row],
                                                      expected["known"].numpy()[row]) if k}
         assert [e["item_id"] for e in known] == sorted(reference, key=lambda c: -reference[c])

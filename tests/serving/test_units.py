@@ -1,5 +1,6 @@
 """Pure pieces of serving: key index, MMR, batch merge/split, client request building, contract."""
 
+import json
 import math
 import re
 
@@ -140,13 +141,19 @@ def test_client_rank_inputs_have_one_candidate_width_and_name_bad_users():
     assert inputs["candidate_item_ids"].tolist() == [["c", "d", ""], ["e", "", ""]]  # nulls dropped, "" padded
     assert inputs["history_item_ids"].tolist() == [["a", ""], ["", ""]]
     assert set(inputs) == {t.name for t in contract.INPUTS[contract.RANK]}
-    for change, text in [({"candidates": ["x"] * 4}, "user 1 candidates: 4 items, more than the request's width 3"),
+    for change, text in [({"candidates": ["x"] * 4}, "user 1 candidates: 4 items, more than the request's width 3 "
+                                                     "(raise candidate_width"),
                          ({"candidates": []}, "user 1 candidates: none given"),
                          ({"candidates": None}, "user 1 candidates: none given"),
-                         ({"candidates": "x"}, "user 1 candidates:")]:
+                         ({"candidates": ["", None]}, "user 1 candidates: none given"),
+                         ({"candidates": "x"}, "user 1 candidates: expected a list"),
+                         ({"candidates": ["x", {"id": "y"}]}, "user 1 candidates[1]: expected an item id"),
+                         ({"candidates": [True]}, "user 1 candidates[0]: expected an item id")]:
         with pytest.raises(ValueError, match=re.escape(text)):
             client.rank_inputs([users[0], {**users[1], **change}], client.RequestShape(candidate_width=3))
-    with pytest.raises(ValueError, match="candidate_width"):
+    # Whole numbers are ids too, as in histories.
+    assert client.rank_inputs([{"candidates": [7, np.int64(8)]}], now=0)["candidate_item_ids"][0, :3].tolist() == ["7", "8", ""]
+    with pytest.raises(ValueError, match=re.escape("`candidate_width` must be >= 1. Received: candidate_width=0")):
         client.RequestShape(candidate_width=0)
 
 
@@ -154,16 +161,20 @@ def test_client_rankings_sort_known_candidates_by_score_and_put_unknown_ids_last
     ids = np.array([["a", "nope", "b", "c", ""], ["d", "", "", "", ""]], object)
     scores = np.array([[-2.0, -np.inf, -0.5, -2.0, -np.inf], [-1.0, -np.inf, -np.inf, -np.inf, -np.inf]], np.float32)
     known = np.array([[True, False, True, True, False], [True, False, False, False, False]])
-    probabilities = np.zeros([2, 5, 2], np.float32)
+    # As the contract has it: NaN behaviour at padding and unknown ids.
+    probabilities = np.where(known[..., None], np.full([2, 5, 2], 0.5), np.nan).astype(np.float32)
     probabilities[0, 2] = [0.25, 0.75]
     outputs = {"scores": scores, "known": known, "event_type_probabilities": probabilities,
-               "event_type_names": np.array([[b"click", b"purchase"]] * 2, object)}
+               "event_type_names": np.array([[b"click", b"purchase"]] * 2, object),
+               "predicted_rating": np.where(known, 3.5, np.nan).astype(np.float32)}
     ranked = client.rankings(outputs, ids)
+    json.dumps(ranked, allow_nan=False)  # no NaN or infinity reaches the JSON answer
     # Best first; the tie (a, c at -2) keeps the request's order; the unknown id last; padding dropped.
     assert [e["item_id"] for e in ranked[0]] == ["b", "a", "c", "nope"]
     assert [e["score"] for e in ranked[0]] == [-0.5, -2.0, -2.0, None]
     assert [e["known"] for e in ranked[0]] == [True, True, True, False]
-    assert ranked[0][0]["behaviour"] == {"click": 0.25, "purchase": 0.75} and "behaviour" not in ranked[0][3]
+    assert ranked[0][0]["behaviour"] == {"click": 0.25, "purchase": 0.75} and ranked[0][0]["predicted_rating"] == 3.5
+    assert ranked[0][3] == {"item_id": "nope", "score": None, "known": False}
     assert [e["item_id"] for e in ranked[1]] == ["d"]
 
 
